@@ -1,0 +1,1 @@
+"""The orchestration core: no IPython, ipywidgets or pandas here."""

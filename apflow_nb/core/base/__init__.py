@@ -1,0 +1,4 @@
+"""Base classes for executors."""
+from apflow_nb.core.base.base_task import BaseTask
+
+__all__ = ["BaseTask"]

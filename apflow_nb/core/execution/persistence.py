@@ -1,0 +1,123 @@
+"""Write-behind persistence of task state changes.
+
+The TaskManager keeps each running task's state in memory (on its TaskModel object, without
+marking it dirty) and records every change here. Changes are written in one transaction per
+flush (every ``interval`` seconds, and at once when a tree ends), as executemany UPDATEs
+grouped by the set of columns they touch. A task's changes within one interval coalesce
+into its latest values. Locked databases are retried; nothing is dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+logger = logging.getLogger("apflow_nb.persistence")
+
+
+class StateWriter:
+    """Buffers per-task column values and writes them in batches through ``session``."""
+
+    def __init__(self, session: Session, table: Any, interval: float = 0.05):
+        self.session = session
+        self.table = table
+        self.interval = interval
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._statements: dict[tuple[str, ...], Any] = {}
+        self.flushes = 0
+        self.rows_written = 0
+        self.failures = 0
+
+    def mark(self, task_id: str, values: dict[str, Any]) -> None:
+        """Record new column values for a task; they are written at the next flush."""
+        row = self._pending.get(task_id)
+        if row is None:
+            self._pending[task_id] = dict(values)
+        else:
+            row.update(values)
+        if self._handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._handle = loop.call_later(self.interval, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._handle = None
+        try:
+            self.flush()
+        except Exception:  # retried at the next interval; the run goes on
+            self.failures += 1
+            logger.exception("apflow_nb: writing task state failed; retrying")
+            if self._pending:
+                try:
+                    loop = asyncio.get_running_loop()
+                    self._handle = loop.call_later(min(1.0, self.interval * 2 ** min(self.failures, 5)),
+                                                   self._timed_flush)
+                except RuntimeError:
+                    pass
+
+    def _statement(self, keys: tuple[str, ...]) -> Any:
+        stmt = self._statements.get(keys)
+        if stmt is None:
+            cols = self.table.c
+            stmt = (update(self.table).where(cols.id == bindparam("_task_id"))
+                    .values({k: bindparam(k, type_=cols[k].type) for k in keys}))
+            self._statements[keys] = stmt
+        return stmt
+
+    def flush(self, retries: int = 5) -> None:
+        """Write everything buffered now, in one transaction (retried while the file is locked)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for task_id, values in pending.items():
+            keys = tuple(sorted(values))
+            row = dict(values)
+            row["_task_id"] = task_id
+            groups.setdefault(keys, []).append(row)
+        attempt = 0
+        while True:
+            try:
+                conn = self.session.connection()
+                for keys, rows in groups.items():
+                    conn.execute(self._statement(keys), rows)
+                self.session.commit()
+                break
+            except OperationalError as exc:
+                self.session.rollback()
+                attempt += 1
+                if attempt > retries or "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                    self._restore(pending)
+                    raise
+                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+            except Exception:
+                self.session.rollback()
+                self._restore(pending)
+                raise
+        self.flushes += 1
+        self.rows_written += len(pending)
+
+    def _restore(self, pending: dict[str, dict[str, Any]]) -> None:
+        for task_id, values in pending.items():
+            newer = self._pending.get(task_id)
+            merged = dict(values)
+            if newer:
+                merged.update(newer)
+            self._pending[task_id] = merged
+
+    @property
+    def pending(self) -> int:
+        """Tasks with changes not yet written."""
+        return len(self._pending)

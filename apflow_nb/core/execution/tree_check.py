@@ -1,0 +1,63 @@
+"""Checking a task tree before it runs: duplicate ids, unknown dependencies, cycles."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from apflow_nb.core.errors import CircularDependencyError, DuplicateTaskIdError, UnknownDependencyError
+
+
+def dependency_ids(task: Any) -> list[str]:
+    """The ids a task depends on (plain ids and ``{"id": ...}`` dicts alike)."""
+    out = []
+    for dep in getattr(task, "dependencies", None) or ():
+        out.append(dep if isinstance(dep, str) else dep.get("id"))
+    return out
+
+
+def check_unique(ids: Iterable[str], *, where: str = "the tree") -> None:
+    """Raise DuplicateTaskIdError for the first id seen twice."""
+    seen: set[str] = set()
+    for task_id in ids:
+        if task_id in seen:
+            raise DuplicateTaskIdError(f"task id {task_id!r} appears more than once in {where}; "
+                                       f"give every task its own id.")
+        seen.add(task_id)
+
+
+def check_dependencies(deps_by_id: Mapping[str, list[str]], names: Mapping[str, str] | None = None) -> None:
+    """Every dependency must be a task of the graph, and the graph must have no cycle."""
+    names = names or {}
+    for task_id, deps in deps_by_id.items():
+        for dep in deps:
+            if dep not in deps_by_id:
+                label = f"{names.get(task_id, '')!s} ({task_id})" if names.get(task_id) else repr(task_id)
+                raise UnknownDependencyError(
+                    f"task {label} depends on {dep!r}, which is not part of the tree. "
+                    f"Add that task to the tree or remove the dependency.")
+    find_cycle(deps_by_id)
+
+
+def find_cycle(deps_by_id: Mapping[str, list[str]]) -> None:
+    """Raise CircularDependencyError with the cycle's path, e.g. ``a -> b -> a``."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(deps_by_id, WHITE)
+    for start in deps_by_id:
+        if color[start] != WHITE:
+            continue
+        path = [start]
+        iters = [iter(deps_by_id[start])]
+        color[start] = GREY
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                color[path.pop()] = BLACK
+                iters.pop()
+                continue
+            state = color.get(nxt, BLACK)
+            if state == GREY:
+                cycle = path[path.index(nxt):] + [nxt]
+                raise CircularDependencyError(cycle)
+            if state == WHITE:
+                color[nxt] = GREY
+                path.append(nxt)
+                iters.append(iter(deps_by_id[nxt]))

@@ -1,0 +1,4 @@
+"""Interfaces of the core."""
+from apflow_nb.core.interfaces.executable_task import ExecutableTask
+
+__all__ = ["ExecutableTask"]

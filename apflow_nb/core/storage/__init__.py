@@ -1,0 +1,1 @@
+"""The task store: SQLAlchemy model, repository and sessions."""

@@ -1,0 +1,162 @@
+"""Engines and sessions: ``create_session()`` gives a Session on the embedded SQLite store.
+
+With no argument the store is ``./.apflow/tasks.db`` (relative to the working directory, which
+in Jupyter is the notebook's folder) unless ``APFLOW_NB_DATABASE_URL`` names another. Any
+SQLAlchemy URL works; ``"sqlite://"`` is in memory. SQLite files run in WAL mode with a busy
+timeout, so several kernels can share one file.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from apflow_nb.core.errors import SchemaMismatchError
+from apflow_nb.core.storage.sqlalchemy.models import SCHEMA_VERSION, TABLE_NAME, Base, get_task_model_class
+
+ENV_URL = "APFLOW_NB_DATABASE_URL"
+DEFAULT_PATH = Path(".apflow") / "tasks.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+_schema_checked: set[tuple[int, int]] = set()
+
+
+def default_database_url() -> str:
+    """The URL ``create_session()`` uses: ``$APFLOW_NB_DATABASE_URL`` or ``./.apflow/tasks.db``."""
+    url = os.environ.get(ENV_URL)
+    if url:
+        return url
+    return f"sqlite:///{DEFAULT_PATH.resolve()}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+
+def get_engine(url: str | None = None, **engine_kwargs: Any) -> Engine:
+    """The engine for ``url`` (shared per URL within the process), created on first use."""
+    url = url or default_database_url()
+    key = url if not engine_kwargs else f"{url}|{sorted(engine_kwargs.items())}"
+    with _lock:
+        engine = _engines.get(key)
+        if engine is not None:
+            return engine
+        parsed = make_url(url)
+        kwargs = dict(engine_kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database in (None, "", ":memory:"):
+                kwargs.setdefault("poolclass", StaticPool)
+                kwargs.setdefault("connect_args", {"check_same_thread": False})
+            else:
+                path = Path(database)
+                if _looks_remote(path):
+                    import warnings
+
+                    warnings.warn(f"SQLite file {path} seems to be on a network drive; SQLite locking is "
+                                  "unreliable there (\"database is locked\"). Use a local path or PostgreSQL.",
+                                  stacklevel=3)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        elif parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+            url = str(parsed.set(drivername="postgresql+psycopg")) if _has_psycopg3() else url
+        engine = create_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+        _engines[key] = engine
+        return engine
+
+
+def _has_psycopg3() -> bool:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _looks_remote(path: Path) -> bool:
+    try:
+        resolved = str(path.resolve())
+        with open("/proc/mounts") as fh:
+            best, fstype = "", ""
+            for line in fh:
+                parts = line.split()
+                if len(parts) > 2 and resolved.startswith(parts[1]) and len(parts[1]) > len(best):
+                    best, fstype = parts[1], parts[2]
+        return fstype in {"nfs", "nfs4", "cifs", "smbfs", "sshfs", "fuse.sshfs", "9p"}
+    except OSError:
+        return False
+
+
+def ensure_schema(engine: Engine, model: type | None = None) -> None:
+    """Create the task table if missing; add nullable columns a custom TaskModel declares.
+
+    Any other mismatch (a missing column that is not nullable) raises SchemaMismatchError naming
+    the table, the column and the fix.
+    """
+    model = model or get_task_model_class()
+    key = (id(engine), id(model.__table__), len(model.__table__.columns))
+    if key in _schema_checked:
+        return
+    Base.metadata.create_all(engine)
+    table = model.__table__
+    existing = {c["name"] for c in inspect(engine).get_columns(TABLE_NAME)}
+    missing = [c for c in table.columns if c.name not in existing]
+    with engine.begin() as conn:
+        for column in missing:
+            if not column.nullable or column.primary_key:
+                raise SchemaMismatchError(
+                    f"Table {TABLE_NAME!r} in the store has no column {column.name!r}, and it cannot be added "
+                    f"automatically because it is not nullable. Make it nullable=True in {model.__name__}, or "
+                    f"add it yourself: ALTER TABLE {TABLE_NAME} ADD COLUMN {column.name} ...")
+            coltype = column.type.compile(dialect=engine.dialect)
+            conn.execute(text(f'ALTER TABLE {TABLE_NAME} ADD COLUMN "{column.name}" {coltype}'))
+            for index in table.indexes:
+                if [c.name for c in index.columns] == [column.name]:
+                    index.create(conn, checkfirst=True)
+        _record_schema_version(conn)
+    _schema_checked.add(key)
+
+
+def _record_schema_version(conn: Any) -> None:
+    conn.execute(text("CREATE TABLE IF NOT EXISTS apflow_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(255))"))
+    row = conn.execute(text("SELECT value FROM apflow_meta WHERE key = 'schema_version'")).first()
+    if row is None:
+        conn.execute(text("INSERT INTO apflow_meta (key, value) VALUES ('schema_version', :v)"),
+                     {"v": str(SCHEMA_VERSION)})
+
+
+def create_session(url: str | None = None, **engine_kwargs: Any) -> Session:
+    """A SQLAlchemy Session on ``url`` (default: the embedded SQLite file), with the table ready.
+
+    Objects stay readable after commit (``expire_on_commit=False``), so task rows handed to
+    notebooks keep their values without a round trip per attribute.
+    """
+    engine = get_engine(url, **engine_kwargs)
+    ensure_schema(engine)
+    return Session(bind=engine, expire_on_commit=False)
+
+
+def dispose_engines() -> None:
+    """Close every cached engine (tests and long-lived kernels switching stores)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _schema_checked.clear()

@@ -1,0 +1,133 @@
+"""The SQLAlchemy TaskModel (table ``apflow_tasks``) and the switch for a custom subclass.
+
+A subclass that repeats ``__tablename__ = "apflow_tasks"`` and adds columns works as the seed
+shows: it maps onto the same table, whose new (nullable) columns are added to an existing store
+the next time a repository touches it.
+"""
+from __future__ import annotations
+
+import uuid
+import warnings
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+TABLE_NAME = "apflow_tasks"
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator):
+    """A DateTime stored as UTC and always read back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # some drivers hand back text
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def new_task_id() -> str:
+    """A fresh task id (a uuid4 string)."""
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    """Declarative base of apflow_nb's tables."""
+
+
+class TaskModel(Base):
+    """One task: what to run (name / executor, inputs), how it relates (parent, dependencies),
+    and what happened (status, progress, result, error, timestamps)."""
+
+    __tablename__ = TABLE_NAME
+    # lets a subclass that repeats __tablename__ extend this table instead of clashing with it
+    __table_args__ = {"extend_existing": True}
+
+    id = Column(String(255), primary_key=True, default=new_task_id)
+    parent_id = Column(String(255), nullable=True, index=True)
+    root_id = Column(String(255), nullable=True, index=True)
+    user_id = Column(String(255), nullable=True, index=True)
+    name = Column(String(255), nullable=False, index=True)
+    status = Column(String(50), nullable=False, default="pending", index=True)
+    priority = Column(Integer, nullable=False, default=2)
+    dependencies = Column(JSON, nullable=True)
+    inputs = Column(JSON, nullable=True)
+    params = Column(JSON, nullable=True)
+    result = Column(JSON, nullable=True)
+    schemas = Column(JSON, nullable=True)
+    error = Column(Text, nullable=True)
+    progress = Column(Float, nullable=False, default=0.0)
+    has_children = Column(Boolean, nullable=False, default=False)
+    original_task_id = Column(String(255), nullable=True)
+    has_copy = Column(Boolean, nullable=False, default=False)
+    owner = Column(String(255), nullable=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utcnow)
+    started_at = Column(UTCDateTime, nullable=True)
+    updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    completed_at = Column(UTCDateTime, nullable=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass that repeats __tablename__ extends the same table (the seed's example works
+        # as written, and re-running a notebook cell that defines it works too).
+        if cls.__dict__.get("__tablename__") == TABLE_NAME and "__table_args__" not in cls.__dict__:
+            cls.__table_args__ = {"extend_existing": True}
+            table = TaskModel.__table__
+            for key, value in list(cls.__dict__.items()):
+                if isinstance(value, Column):  # a redefined column drops its old index first
+                    name = value.name or key
+                    for index in list(table.indexes):
+                        if [c.name for c in index.columns] == [name]:
+                            table.indexes.discard(index)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*already contains a class with the same class name.*")
+            super().__init_subclass__(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every column as a dict (custom columns of subclasses included)."""
+        return {c.key: getattr(self, c.key, None) for c in self.__table__.columns}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.id!r} name={self.name!r} status={self.status!r}>"
+
+
+_task_model_class: type[TaskModel] = TaskModel
+
+
+def set_task_model_class(model_class: type[TaskModel] | None) -> None:
+    """Use ``model_class`` (a TaskModel subclass) for tasks created from now on; None restores the default."""
+    global _task_model_class
+    if model_class is None:
+        _task_model_class = TaskModel
+        return
+    if not (isinstance(model_class, type) and issubclass(model_class, TaskModel)):
+        raise TypeError(f"set_task_model_class expects a TaskModel subclass, got {model_class!r}. "
+                        "Subclass apflow_nb.core.storage.sqlalchemy.models.TaskModel.")
+    if model_class.__table__.name != TABLE_NAME:
+        raise ValueError(f"{model_class.__name__} maps table {model_class.__table__.name!r}; "
+                         f"set __tablename__ = {TABLE_NAME!r}.")
+    _task_model_class = model_class
+
+
+def get_task_model_class() -> type[TaskModel]:
+    """The TaskModel class in use."""
+    return _task_model_class

@@ -1,0 +1,219 @@
+"""TaskRepository: create, read and update tasks in the store (async methods, as the seed awaits)."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from apflow_nb.core.errors import TaskNotFoundError, UnknownTaskFieldError
+from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
+from apflow_nb.core.types import TaskTreeNode
+
+_STANDARD_ARGS = {"name", "user_id", "parent_id", "priority", "dependencies", "inputs", "schemas", "params", "id"}
+
+
+def normalize_dependencies(deps: Any, *, where: str = "dependencies") -> list[dict[str, Any]]:
+    """``["a", {"id": "b", "required": False}]`` -> ``[{"id": "a", "required": True}, {"id": "b", "required": False}]``."""
+    if deps is None:
+        return []
+    if isinstance(deps, (str, dict)) or not isinstance(deps, Iterable):
+        deps = [deps]
+    out = []
+    for i, dep in enumerate(deps):
+        if isinstance(dep, str):
+            out.append({"id": dep, "required": True})
+        elif isinstance(dep, dict) and isinstance(dep.get("id"), str) and dep["id"]:
+            item = dict(dep)
+            item["required"] = bool(item.get("required", True))
+            out.append(item)
+        else:
+            raise ValueError(f"{where}[{i}] must be a task id or {{'id': ..., 'required': bool}}, got {dep!r}")
+    return out
+
+
+class TaskRepository:
+    """Reads and writes tasks through a SQLAlchemy Session, using the current TaskModel class."""
+
+    def __init__(self, session: Session, task_model_class: type[TaskModel] | None = None):
+        self.session = session
+        self._model = task_model_class
+
+    @property
+    def model(self) -> type[TaskModel]:
+        """The TaskModel class used (``set_task_model_class`` changes it unless one was given)."""
+        return self._model or get_task_model_class()
+
+    def _ensure_schema(self) -> None:
+        from apflow_nb.core.storage.session import ensure_schema
+
+        ensure_schema(self.session.get_bind(), self.model)
+
+    # -- creating ------------------------------------------------------------------------
+    def build_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
+                   priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
+                   schemas: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                   id: str | None = None, **fields: Any) -> TaskModel:
+        """A new, unsaved task after checking every argument (see :meth:`create_task`)."""
+        model = self.model
+        if not isinstance(name, str) or not name:
+            raise ValueError("a task needs a non-empty name (the executor id, unless schemas['method'] says otherwise)")
+        if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+            raise ValueError(f"priority must be an integer from 0 (urgent) to 3 (low), got {priority!r}")
+        for label, value in (("inputs", inputs), ("schemas", schemas), ("params", params)):
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"{label} must be a dict, got {type(value).__name__}")
+        if fields:
+            columns = {c.key for c in model.__mapper__.column_attrs}
+            unknown = sorted(set(fields) - columns)
+            if unknown:
+                extra = sorted(columns - _STANDARD_ARGS - {"status", "result", "error", "progress", "created_at",
+                                                          "started_at", "updated_at", "completed_at", "root_id",
+                                                          "has_children", "original_task_id", "has_copy", "owner"})
+                raise UnknownTaskFieldError(
+                    f"create_task got unknown field(s) {', '.join(map(repr, unknown))}: {model.__name__} has no such "
+                    f"column (custom columns: {', '.join(extra) or 'none'}). Add a Column to a TaskModel subclass "
+                    f"and call set_task_model_class(...) before creating tasks.")
+        task_id = id or new_task_id()
+        now = utcnow()
+        return model(id=task_id, name=name, user_id=user_id, parent_id=parent_id, priority=priority,
+                     dependencies=normalize_dependencies(dependencies), inputs=dict(inputs or {}),
+                     schemas=schemas, params=params, status="pending", progress=0.0,
+                     has_children=False, has_copy=False, created_at=now, updated_at=now, **fields)
+
+    async def create_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
+                          priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
+                          schemas: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                          id: str | None = None, **fields: Any) -> TaskModel:
+        """Store a new pending task and return it.
+
+        ``name`` picks the executor unless ``schemas["method"]`` (or ``params["executor_id"]``)
+        names one. ``dependencies`` are task ids or ``{"id", "required"}`` dicts. Extra keywords
+        must be columns of the TaskModel in use; anything else raises UnknownTaskFieldError.
+        """
+        return self.create_tasks([dict(name=name, user_id=user_id, parent_id=parent_id, priority=priority,
+                                       dependencies=dependencies, inputs=inputs, schemas=schemas, params=params,
+                                       id=id, **fields)])[0]
+
+    def create_tasks(self, specs: Sequence[dict[str, Any]]) -> list[TaskModel]:
+        """Store many tasks in one transaction (a sync method: bulk loading, task arrays)."""
+        self._ensure_schema()
+        tasks = [self.build_task(**spec) for spec in specs]
+        by_id = {t.id: t for t in tasks}
+        parents_outside = {t.parent_id for t in tasks if t.parent_id and t.parent_id not in by_id}
+        outside: dict[str, TaskModel] = {}
+        if parents_outside:
+            model = self.model
+            rows = self.session.scalars(select(model).where(model.id.in_(parents_outside))).all()
+            outside = {r.id: r for r in rows}
+            missing = parents_outside - set(outside)
+            if missing:
+                raise TaskNotFoundError(f"parent task(s) {', '.join(sorted(missing))} not found in the store; "
+                                        f"create the parent first or leave parent_id empty.")
+        for task in tasks:  # parents listed before their children get their root ids first
+            parent = by_id.get(task.parent_id) or outside.get(task.parent_id) if task.parent_id else None
+            if parent is not None:
+                parent.has_children = True
+        for task in tasks:
+            task.root_id = self._root_of(task, by_id, outside)
+        self.session.add_all(tasks)
+        self.session.commit()
+        return tasks
+
+    @staticmethod
+    def _root_of(task: TaskModel, *maps: dict[str, TaskModel]) -> str:
+        seen = set()
+        node = task
+        while node.parent_id and node.id not in seen:
+            seen.add(node.id)
+            parent = next((m[node.parent_id] for m in maps if node.parent_id in m), None)
+            if parent is None:
+                break
+            if parent.root_id and parent is not task:
+                return parent.root_id
+            node = parent
+        return node.id
+
+    # -- reading ---------------------------------------------------------------------------
+    async def get_task_by_id(self, task_id: str) -> TaskModel | None:
+        """The task, from the store or else from a registered StorageExtension; None if nobody has it."""
+        task = self.session.get(self.model, task_id)
+        if task is not None:
+            return task
+        from apflow_nb.core.extensions.registry import get_registry
+        from apflow_nb.core.extensions.types import ExtensionCategory
+
+        for entry in get_registry().list(ExtensionCategory.STORAGE):
+            found = await entry.obj.get_task(task_id)
+            if found is not None:
+                return found
+        return None
+
+    def get_task(self, task_id: str) -> TaskModel:
+        """The stored task (sync); raises TaskNotFoundError naming the id."""
+        task = self.session.get(self.model, task_id)
+        if task is None:
+            raise TaskNotFoundError(f"no task with id {task_id!r} in the store")
+        return task
+
+    def get_children(self, parent_ids: Iterable[str]) -> list[TaskModel]:
+        """Direct children of these tasks."""
+        ids = list(parent_ids)
+        if not ids:
+            return []
+        model = self.model
+        out: list[TaskModel] = []
+        for i in range(0, len(ids), 500):
+            out.extend(self.session.scalars(select(model).where(model.parent_id.in_(ids[i:i + 500]))
+                                            .order_by(model.created_at)).all())
+        return out
+
+    async def get_task_tree(self, root_id: str) -> TaskTreeNode:
+        """The stored tree under ``root_id`` as TaskTreeNodes (children in creation order)."""
+        return self.get_task_tree_sync(root_id)
+
+    def get_task_tree_sync(self, root_id: str) -> TaskTreeNode:
+        """Sync form of :meth:`get_task_tree`."""
+        root = TaskTreeNode(self.get_task(root_id))
+        level = [root]
+        while level:
+            nodes = {n.task.id: n for n in level}
+            nxt = []
+            for child in self.get_children(nodes):
+                nxt.append(nodes[child.parent_id].add_child(TaskTreeNode(child)))
+            level = nxt
+        return root
+
+    async def list_tasks(self, *, status: str | None = None, user_id: str | None = None,
+                         root_id: str | None = None, limit: int | None = None) -> list[TaskModel]:
+        """Tasks, newest first, filtered in SQL."""
+        model = self.model
+        query = select(model)
+        if status is not None:
+            query = query.where(model.status == str(status))
+        if user_id is not None:
+            query = query.where(model.user_id == user_id)
+        if root_id is not None:
+            query = query.where(model.root_id == root_id)
+        query = query.order_by(model.created_at.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.session.scalars(query).all())
+
+    async def update_task(self, task_id: str, **fields: Any) -> TaskModel:
+        """Change stored fields of a task (not while it runs: the TaskManager owns running tasks)."""
+        task = self.get_task(task_id)
+        columns = {c.key for c in self.model.__mapper__.column_attrs}
+        unknown = sorted(set(fields) - columns)
+        if unknown:
+            raise UnknownTaskFieldError(f"update_task got unknown field(s) {unknown}")
+        for key, value in fields.items():
+            setattr(task, key, value)
+        task.updated_at = utcnow()
+        self.session.commit()
+        return task
+
+    async def delete_task(self, task_id: str) -> None:
+        """Remove a task row."""
+        self.session.delete(self.get_task(task_id))
+        self.session.commit()
