@@ -39,6 +39,14 @@ _LAZY: dict[str, str] = {
     "subscribe": "apflow_nb.core.events",
     "function_executor": "apflow_nb.executors.function",
     "errors": "apflow_nb.core.errors",
+    # notebook layer (imports IPython/ipywidgets only when used)
+    "run": "apflow_nb.notebook.run",
+    "Run": "apflow_nb.notebook.run",
+    "allow_nested_loop": "apflow_nb.notebook.loop",
+    # history as DataFrames (imports pandas only when used); a package named "history" would shadow the function
+    "history": "apflow_nb.analysis",
+    "events": "apflow_nb.analysis",
+    "timeline": "apflow_nb.analysis",
 }
 
 __all__ = sorted(_LAZY) + ["__version__", "load_ipython_extension"]

@@ -13,9 +13,13 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from datetime import datetime, timezone
+
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+
+from apflow_nb.core.storage.sqlalchemy.models import task_events
 
 logger = logging.getLogger("apflow_nb.persistence")
 
@@ -28,11 +32,14 @@ class StateWriter:
         self.table = table
         self.interval = interval
         self._pending: dict[str, dict[str, Any]] = {}
+        self._events: list[dict[str, Any]] = []
+        self._progress_events: dict[str | None, dict[str, Any]] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._statements: dict[tuple[str, ...], Any] = {}
         self.flushes = 0
         self.rows_written = 0
         self.failures = 0
+        self.events_written = 0
 
     def mark(self, task_id: str, values: dict[str, Any]) -> None:
         """Record new column values for a task; they are written at the next flush."""
@@ -41,6 +48,23 @@ class StateWriter:
             self._pending[task_id] = dict(values)
         else:
             row.update(values)
+        self._schedule()
+
+    def log_event(self, event: Any) -> None:
+        """Append an Event to the event log; a task's progress events coalesce until the next flush."""
+        row = {"event_type": event.type.value, "task_id": event.task_id, "root_id": event.root_id,
+               "name": event.name, "status": event.status, "progress": event.progress,
+               "timestamp": datetime.fromtimestamp(event.timestamp, tz=timezone.utc),
+               "payload": event.data or None}
+        if event.type.value == "tree_started" and event.data:  # the task list lives in the task table
+            row["payload"] = {"total": event.data.get("total")}
+        if event.type.value == "task_progress":
+            self._progress_events[event.task_id] = row
+        else:
+            self._events.append(row)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._handle is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -78,9 +102,14 @@ class StateWriter:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if not self._pending:
+        if not self._pending and not self._events and not self._progress_events:
             return
         pending, self._pending = self._pending, {}
+        events, self._events = self._events, []
+        if self._progress_events:
+            events.extend(self._progress_events.values())
+            self._progress_events = {}
+            events.sort(key=lambda r: r["timestamp"])
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task_id, values in pending.items():
             keys = tuple(sorted(values))
@@ -93,23 +122,27 @@ class StateWriter:
                 conn = self.session.connection()
                 for keys, rows in groups.items():
                     conn.execute(self._statement(keys), rows)
+                if events:
+                    conn.execute(insert(task_events), events)
                 self.session.commit()
                 break
             except OperationalError as exc:
                 self.session.rollback()
                 attempt += 1
                 if attempt > retries or "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
-                    self._restore(pending)
+                    self._restore(pending, events)
                     raise
                 time.sleep(min(0.05 * 2 ** attempt, 1.0))
             except Exception:
                 self.session.rollback()
-                self._restore(pending)
+                self._restore(pending, events)
                 raise
         self.flushes += 1
         self.rows_written += len(pending)
+        self.events_written += len(events)
 
-    def _restore(self, pending: dict[str, dict[str, Any]]) -> None:
+    def _restore(self, pending: dict[str, dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        self._events[:0] = events
         for task_id, values in pending.items():
             newer = self._pending.get(task_id)
             merged = dict(values)

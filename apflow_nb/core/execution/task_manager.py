@@ -161,13 +161,15 @@ class TaskManager:
     ``max_concurrency`` bounds how many tasks run at once (None: no bound); ``cancel_grace_period``
     is how long a cancelled executor may take to stop before its asyncio task is cancelled;
     ``event_bus`` defaults to the process-wide bus; ``flush_interval`` is the longest a state
-    change waits before it is written.
+    change waits before it is written; ``event_log`` appends every event to the store's
+    ``apflow_task_events`` table.
     """
 
     def __init__(self, db: Session, *, max_concurrency: int | None = None,
                  cancel_grace_period: float = DEFAULT_GRACE_PERIOD, event_bus: EventBus | None = None,
                  flush_interval: float = 0.05, task_model_class: type | None = None,
-                 root_task_id: str | None = None, user_id: str | None = None, **_ignored: Any):
+                 event_log: bool = True, root_task_id: str | None = None, user_id: str | None = None,
+                 **_ignored: Any):
         if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
             raise ValueError(f"max_concurrency must be a positive integer or None, got {max_concurrency!r}")
         self.db = db
@@ -177,6 +179,7 @@ class TaskManager:
         self.cancel_grace_period = cancel_grace_period
         self.flush_interval = flush_interval
         self.user_id = user_id
+        self.event_log = event_log
         self._writer: StateWriter | None = None
         self._ready: list[tuple[int, int, _TaskState]] = []
         self._seq = itertools.count()
@@ -347,10 +350,8 @@ class TaskManager:
             if values:
                 self._apply(task, values)
                 writer.mark(task.id, values)
-        if self.events.has_subscribers:
-            self.events.publish(Event(EventType.TREE_STARTED, root_id, root_id, IN_PROGRESS, 0.0,
-                                      data={"tasks": self._describe(run), "total": len(run.states)},
-                                      name=run.root.task.name))
+        self._emit(EventType.TREE_STARTED, root_id, root_id, IN_PROGRESS, 0.0,
+                   lambda: {"tasks": self._describe(run), "total": len(run.states)}, run.root.task.name)
         for hook in get_hooks("tree", "on_tree_started"):
             await self._safe_hook(hook, run, run.root.task, IN_PROGRESS)
         for s in run.states.values():
@@ -598,10 +599,24 @@ class TaskManager:
         task = s.task
         self._apply(task, values)
         self.writer.mark(task.id, values)
-        if self.events.has_subscribers:
-            progress = task.progress
-            self.events.publish(Event(kind, task.id, s.run.root_id, status, progress,
-                                      data=data or {}, name=task.name))
+        self._emit(kind, task.id, s.run.root_id, status, task.progress, data, task.name)
+
+    def _emit(self, kind: EventType, task_id: str | None, root_id: str | None, status: str | None,
+              progress: float | None, data: Any = None, name: str | None = None) -> None:
+        """Publish an event on the bus and append it to the store's event log (when enabled).
+
+        ``data`` may be a callable, so costly payloads are built only when someone listens.
+        """
+        listening = self.events.has_subscribers
+        if not listening and not self.event_log:
+            return
+        if callable(data):
+            data = data() if listening else {"total": len(self._runs.get(root_id or "", _NO_RUN).states)}
+        event = Event(kind, task_id, root_id, status, progress, data=data or {}, name=name)
+        if self.event_log:
+            self.writer.log_event(event)
+        if listening:
+            self.events.publish(event)
 
     def _executor_event(self, s: _TaskState, item: Any) -> None:
         if not isinstance(item, dict):
@@ -617,12 +632,11 @@ class TaskManager:
             if progress is not None and s.status == IN_PROGRESS:
                 set_committed_value(s.task, "progress", progress)
                 self.writer.mark(s.task.id, {"progress": progress})
-            if self.events.has_subscribers:
-                self.events.publish(Event(EventType.TASK_PROGRESS, s.task.id, s.run.root_id, s.status,
-                                          s.task.progress, data=dict(payload) or dict(item), name=s.task.name))
-        elif self.events.has_subscribers:
-            self.events.publish(Event(EventType.EXECUTOR, s.task.id, s.run.root_id, s.status, s.task.progress,
-                                      data=dict(item), name=s.task.name))
+            self._emit(EventType.TASK_PROGRESS, s.task.id, s.run.root_id, s.status, s.task.progress,
+                       dict(payload) or dict(item), s.task.name)
+        else:
+            self._emit(EventType.EXECUTOR, s.task.id, s.run.root_id, s.status, s.task.progress,
+                       dict(item), s.task.name)
 
     async def _save_to_storages(self, s: _TaskState) -> None:
         for storage in s.run.storages:
@@ -640,22 +654,18 @@ class TaskManager:
 
     def _report_hook_error(self, run: _TreeRun, what: str, exc: Exception, task_id: str | None) -> None:
         logger.warning("apflow_nb: %s raised %s: %s (the task's outcome stands)", what, type(exc).__name__, exc)
-        if self.events.has_subscribers:
-            self.events.publish(Event(EventType.HOOK_ERROR, task_id, run.root_id, None, None,
-                                      data={"source": what, "error": f"{type(exc).__name__}: {exc}",
-                                            "traceback": traceback.format_exc()}))
+        self._emit(EventType.HOOK_ERROR, task_id, run.root_id, None, None,
+                   {"source": what, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
 
     # -- finishing ---------------------------------------------------------------------------
     async def _finish_tree(self, run: _TreeRun) -> None:
         self.writer.flush()
         status = run.root.tree_status
-        if self.events.has_subscribers:
-            counts: dict[str, int] = {}
-            for s in run.states.values():
-                counts[s.status] = counts.get(s.status, 0) + 1
-            self.events.publish(Event(EventType.TREE_FINISHED, run.root_id, run.root_id, status, 1.0,
-                                      data={"counts": counts, "duration_s": time.time() - run.started_at},
-                                      name=run.root.task.name))
+        counts: dict[str, int] = {}
+        for s in run.states.values():
+            counts[s.status] = counts.get(s.status, 0) + 1
+        self._emit(EventType.TREE_FINISHED, run.root_id, run.root_id, status, 1.0,
+                   {"counts": counts, "duration_s": time.time() - run.started_at}, run.root.task.name)
         event = "on_tree_completed" if status == COMPLETED else "on_tree_failed"
         for hook in get_hooks("tree", event):
             await self._safe_hook(hook, run, run.root.task, status)
@@ -672,9 +682,8 @@ class TaskManager:
             self._finalize(s, CANCELLED, {"status": CANCELLED, "message": reason}, None)
         self._ready = [item for item in self._ready if item[2].run is not run]
         heapq.heapify(self._ready)
-        if self.events.has_subscribers:
-            self.events.publish(Event(EventType.TREE_FINISHED, run.root_id, run.root_id, CANCELLED, None,
-                                      data={"reason": reason}, name=run.root.task.name))
+        self._emit(EventType.TREE_FINISHED, run.root_id, run.root_id, CANCELLED, None,
+                   {"reason": reason}, run.root.task.name)
         try:
             self.writer.flush()
         except Exception:
@@ -729,10 +738,16 @@ class TaskManager:
         self._apply(task, values)
         self.writer.mark(task_id, values)
         self.writer.flush()
-        if self.events.has_subscribers:
-            self.events.publish(Event(EventType.TASK_CANCELLED, task_id, task.root_id, CANCELLED, task.progress,
-                                      data={"message": reason}, name=task.name))
+        self._emit(EventType.TASK_CANCELLED, task_id, task.root_id, CANCELLED, task.progress,
+                   {"message": reason}, task.name)
         return {"task_id": task_id, "status": CANCELLED, "message": reason}
+
+
+class _NoRun:
+    states: dict[str, Any] = {}
+
+
+_NO_RUN = _NoRun()
 
 
 def _json_problem(value: Any) -> str | None:

@@ -11,7 +11,7 @@ import warnings
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -109,6 +109,25 @@ class TaskModel(Base):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} id={self.id!r} name={self.name!r} status={self.status!r}>"
 
+
+EVENT_TABLE_NAME = "apflow_task_events"
+
+# Append-only log of every lifecycle event (progress coalesced per task and flush), written in
+# the same transaction as the task rows it describes.
+task_events = Table(
+    EVENT_TABLE_NAME, Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_type", String(32), nullable=False),
+    Column("task_id", String(255), nullable=True),
+    Column("root_id", String(255), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("status", String(50), nullable=True),
+    Column("progress", Float, nullable=True),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("payload", JSON, nullable=True),
+    Index("ix_apflow_task_events_root_ts", "root_id", "timestamp"),
+    Index("ix_apflow_task_events_task", "task_id"),
+)
 
 _task_model_class: type[TaskModel] = TaskModel
 

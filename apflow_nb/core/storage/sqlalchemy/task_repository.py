@@ -134,6 +134,13 @@ class TaskRepository:
             node = parent
         return node.id
 
+    async def create_task_tree_from_array(self, tasks: Sequence[dict[str, Any]], *, user_id: str | None = None,
+                                          validate_executors: bool = False) -> TaskTreeNode:
+        """Store a task array (list of task dicts) and return its tree; see ``core.execution.task_array``."""
+        from apflow_nb.core.execution.task_array import create_task_tree_from_array
+
+        return create_task_tree_from_array(self, tasks, user_id=user_id, validate_executors=validate_executors)
+
     # -- reading ---------------------------------------------------------------------------
     async def get_task_by_id(self, task_id: str) -> TaskModel | None:
         """The task, from the store or else from a registered StorageExtension; None if nobody has it."""

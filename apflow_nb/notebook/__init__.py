@@ -1,0 +1,1 @@
+"""The notebook layer: magics, Run handles, live views. Consumes only the core's public API and events."""
