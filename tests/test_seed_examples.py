@@ -13,7 +13,6 @@ import pytest
 
 from apflow_nb import TaskManager, TaskTreeNode, create_session
 
-pytestmark = pytest.mark.asyncio
 
 
 async def run_one(manager, name, inputs=None, **kw):

@@ -124,7 +124,7 @@ class _TaskState:
         self.task = task
         self.run = run
         self.deps: list[dict[str, Any]] = []
-        self.dependents: list[_TaskState] = []
+        self.dependents: list[tuple[_TaskState, bool]] = []  # (dependent, is this a required dependency)
         self.waiting = 0
         self.status = str(task.status)
         self.aio_task: asyncio.Task[Any] | None = None
@@ -315,7 +315,7 @@ class TaskManager:
             states[t.id] = s
         for s in states.values():
             for dep in s.deps:
-                states[dep["id"]].dependents.append(s)
+                states[dep["id"]].dependents.append((s, dep.get("required", True)))
         # re-run what is not completed, and everything downstream of it
         rerun: set[str] = set()
         stack = [s for s in states.values() if s.status != COMPLETED]
@@ -324,7 +324,7 @@ class TaskManager:
             if s.task.id in rerun:
                 continue
             rerun.add(s.task.id)
-            stack.extend(s.dependents)
+            stack.extend(d for d, _ in s.dependents)
         for s in states.values():
             if s.task.id in rerun:
                 s.status = PENDING
@@ -398,10 +398,9 @@ class TaskManager:
         run.unfinished -= 1
         if s.status == COMPLETED:
             run.results[s.task.id] = s.task.result
-        for d in s.dependents:
+        for d, required in s.dependents:
             if d.status != PENDING:
                 continue
-            required = next((dep.get("required", True) for dep in d.deps if dep["id"] == s.task.id), True)
             if s.status != COMPLETED and required:
                 if s.status == CANCELLED:
                     self._finish_unstarted(d, CANCELLED, f"dependency {s.task.name!r} ({s.task.id}) was cancelled")

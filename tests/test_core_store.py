@@ -1,0 +1,100 @@
+"""The embedded store: default location, URLs, WAL, custom models on existing stores."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import Column, String, text
+
+from apflow_nb import TaskManager, TaskTreeNode, create_session, executor_register, set_task_model_class
+from apflow_nb.core.errors import SchemaMismatchError, UnknownTaskFieldError
+from apflow_nb.core.storage.sqlalchemy.models import TaskModel
+
+
+def test_default_store_is_dot_apflow_in_cwd(in_tmp_cwd):
+    session = create_session()
+    assert (in_tmp_cwd / ".apflow" / "tasks.db").is_file()
+    assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert session.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+    session.close()
+
+
+def test_env_url_overrides_default(in_tmp_cwd, monkeypatch):
+    target = in_tmp_cwd / "elsewhere.db"
+    monkeypatch.setenv("APFLOW_NB_DATABASE_URL", f"sqlite:///{target}")
+    create_session().close()
+    assert target.is_file() and not (in_tmp_cwd / ".apflow").exists()
+
+
+@pytest.mark.asyncio
+async def test_in_memory_store(in_tmp_cwd):
+    @executor_register
+    async def hello() -> dict:
+        return {"hi": 1}
+
+    db = create_session("sqlite://")
+    manager = TaskManager(db)
+    task = await manager.task_repository.create_task(name="hello")
+    assert (await manager.distribute_task_tree(TaskTreeNode(task)))["result"] == {"hi": 1}
+    assert not (in_tmp_cwd / ".apflow").exists()
+
+
+@pytest.mark.asyncio
+async def test_custom_model_columns_added_to_existing_store(db_url):
+    db = create_session(db_url)
+    manager = TaskManager(db)
+    old = await manager.task_repository.create_task(name="old", inputs={"keep": True})
+    db.close()
+
+    class Tagged(TaskModel):
+        __tablename__ = "apflow_tasks"
+        team = Column(String(50), nullable=True)
+
+    set_task_model_class(Tagged)
+    db = create_session(db_url)
+    manager = TaskManager(db)
+    new = await manager.task_repository.create_task(name="new", team="ml")
+    rows = dict(db.execute(text("select name, team from apflow_tasks")).all())
+    assert rows == {"old": None, "new": "ml"}
+    assert db.get(Tagged, old.id).inputs == {"keep": True}
+    assert db.execute(text("select value from apflow_meta where key='schema_version'")).scalar() == "1"
+    with pytest.raises(UnknownTaskFieldError):
+        await manager.task_repository.create_task(name="x", tem="typo")
+    assert new.team == "ml"
+
+
+def test_non_nullable_new_column_is_a_named_error(db_url):
+    """Run in a fresh interpreter: the custom model changes the process-wide table definition."""
+    create_session(db_url).close()
+    code = f"""
+from sqlalchemy import Column, Integer
+from apflow_nb import create_session, set_task_model_class
+from apflow_nb.core.errors import SchemaMismatchError
+from apflow_nb.core.storage.sqlalchemy.models import TaskModel
+
+class Strict(TaskModel):
+    __tablename__ = "apflow_tasks"
+    budget = Column(Integer, nullable=False, default=0)
+
+set_task_model_class(Strict)
+try:
+    create_session({db_url!r})
+except SchemaMismatchError as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'apflow_tasks'" in out and "'budget'" in out and "nullable=True" in out and "ALTER TABLE" in out
+
+
+def test_import_is_fast_and_pulls_no_notebook_modules():
+    code = ("import sys, time; t=time.perf_counter(); import apflow_nb; "
+            "from apflow_nb import ExecutableTask, BaseTask, executor_register; dt=time.perf_counter()-t; "
+            "bad=[m for m in ('IPython','ipywidgets','pandas','sqlalchemy') if m in sys.modules]; print(dt, bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[1].strip() == "[]"
+    assert float(out[0]) < 0.3
+    code = ("import sys, apflow_nb; apflow_nb.TaskManager; apflow_nb.create_session; "
+            "print([m for m in ('IPython','ipywidgets','pandas') if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
