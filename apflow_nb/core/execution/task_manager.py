@@ -19,8 +19,6 @@ import inspect
 import itertools
 import json
 import logging
-import os
-import socket
 import time
 import traceback
 from typing import Any, Callable
@@ -36,6 +34,7 @@ from apflow_nb.core.execution.tree_check import check_dependencies, check_unique
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
+from apflow_nb.core.storage.recovery import process_identity
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
 from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
 from apflow_nb.core.types import TaskTreeNode
@@ -47,7 +46,7 @@ FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
 _FINAL_EVENT = {COMPLETED: EventType.TASK_COMPLETED, FAILED: EventType.TASK_FAILED, CANCELLED: EventType.TASK_CANCELLED}
 
 DEFAULT_GRACE_PERIOD = 3.0
-OWNER = f"{socket.gethostname()}:{os.getpid()}"
+OWNER = process_identity()
 
 # task id -> the run that owns it, across every TaskManager of the process
 _ACTIVE: dict[str, "_TreeRun"] = {}

@@ -26,7 +26,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
-_schema_checked: set[tuple[int, int]] = set()
+_schema_checked: set[tuple[int, int, int]] = set()
+_recovered: set[int] = set()
 
 
 def default_database_url() -> str:
@@ -132,6 +133,16 @@ def ensure_schema(engine: Engine, model: type | None = None) -> None:
                     index.create(conn, checkfirst=True)
         _record_schema_version(conn)
     _schema_checked.add(key)
+    if id(engine) not in _recovered:
+        _recovered.add(id(engine))
+        from apflow_nb.core.storage.recovery import recover_orphans
+
+        ids = recover_orphans(engine, model)
+        if ids:
+            import logging
+
+            logging.getLogger("apflow_nb.storage").warning(
+                "apflow_nb: %d task(s) left in_progress by a process that died were marked failed", len(ids))
 
 
 def _record_schema_version(conn: Any) -> None:
@@ -160,3 +171,4 @@ def dispose_engines() -> None:
             engine.dispose()
         _engines.clear()
         _schema_checked.clear()
+        _recovered.clear()
