@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from apflow_nb.core.errors import CircularDependencyError, TaskArrayError
 from apflow_nb.core.execution.tree_check import find_cycle
 from apflow_nb.core.storage.sqlalchemy.models import new_task_id
-from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository, normalize_dependencies
+from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository, json_problem, normalize_dependencies
 from apflow_nb.core.types import TaskTreeNode
 
 KNOWN_KEYS = {"id", "name", "parent_id", "dependencies", "inputs", "priority", "schemas", "params", "user_id"}
@@ -77,6 +77,9 @@ def normalize_task_array(tasks: Any) -> list[dict[str, Any]]:
         for field in ("inputs", "schemas", "params"):
             if spec.get(field) is not None and not isinstance(spec[field], dict):
                 raise TaskArrayError(f"{_label(i, t)}: {field} must be a dict, got {type(spec[field]).__name__}")
+            problem = json_problem(spec.get(field))
+            if problem:
+                raise TaskArrayError(f"{_label(i, t)}: {field} cannot be stored as JSON ({problem})")
         prio = spec.get("priority", 2)
         if isinstance(prio, bool) or not isinstance(prio, int) or prio < 0:
             raise TaskArrayError(f"{_label(i, t)}: priority must be an integer 0 (urgent) to 3 (low), got {prio!r}")

@@ -17,7 +17,6 @@ import asyncio
 import heapq
 import inspect
 import itertools
-import json
 import logging
 import time
 import traceback
@@ -36,7 +35,7 @@ from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.storage.recovery import process_identity
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
-from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
+from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository, json_problem
 from apflow_nb.core.types import TaskTreeNode
 
 logger = logging.getLogger("apflow_nb.execution")
@@ -748,10 +747,4 @@ class _NoRun:
 _NO_RUN = _NoRun()
 
 
-def _json_problem(value: Any) -> str | None:
-    """None when ``value`` can be stored as JSON, else what is wrong with it."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return str(exc)
-    return None
+_json_problem = json_problem

@@ -6,11 +6,22 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from apflow_nb.core.errors import TaskNotFoundError, UnknownTaskFieldError
+from apflow_nb.core.errors import InputValidationError, TaskNotFoundError, UnknownTaskFieldError
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
 from apflow_nb.core.types import TaskTreeNode
 
 _STANDARD_ARGS = {"name", "user_id", "parent_id", "priority", "dependencies", "inputs", "schemas", "params", "id"}
+
+
+def json_problem(value: Any) -> str | None:
+    """None when ``value`` can be stored as JSON (strictly: no NaN), else what is wrong with it."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def normalize_dependencies(deps: Any, *, where: str = "dependencies") -> list[dict[str, Any]]:
@@ -62,7 +73,11 @@ class TaskRepository:
             raise ValueError(f"priority must be an integer from 0 (urgent) to 3 (low), got {priority!r}")
         for label, value in (("inputs", inputs), ("schemas", schemas), ("params", params)):
             if value is not None and not isinstance(value, dict):
-                raise TypeError(f"{label} must be a dict, got {type(value).__name__}")
+                raise TypeError(f"{label} of task {name!r} must be a dict, got {type(value).__name__}")
+            problem = json_problem(value)
+            if problem:
+                raise InputValidationError(f"{label} of task {name!r} cannot be stored as JSON ({problem}); "
+                                           f"use dicts, lists, strings, numbers, booleans and None")
         if fields:
             columns = {c.key for c in model.__mapper__.column_attrs}
             unknown = sorted(set(fields) - columns)
