@@ -666,7 +666,7 @@ class TaskManager:
         event = "on_tree_completed" if status == COMPLETED else "on_tree_failed"
         for hook in get_hooks("tree", event):
             await self._safe_hook(hook, run, run.root.task, status)
-        await self.events.flush(timeout=0.5)
+        await self.events.flush(timeout=0.2)
 
     def _abort_tree(self, run: _TreeRun, reason: str) -> None:
         """Synchronous teardown on interrupt: every unfinished task ends cancelled, the store is written."""
