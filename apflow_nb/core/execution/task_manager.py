@@ -29,6 +29,7 @@ from apflow_nb.core.errors import InputValidationError, TreeAlreadyRunningError
 from apflow_nb.core.events import Event, EventBus, EventType, default_bus
 from apflow_nb.core.execution.hooks import call_hook, hook_label
 from apflow_nb.core.execution.persistence import StateWriter
+from apflow_nb.core.execution.runner import ExecutionContext, LocalRunner, Runner
 from apflow_nb.core.execution.tree_check import check_dependencies, check_unique
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
@@ -116,7 +117,7 @@ class _TaskState:
     """A task's bookkeeping during one run."""
 
     __slots__ = ("task", "run", "deps", "dependents", "waiting", "status", "aio_task", "executor",
-                 "cancel_requested", "forced", "started", "seq", "blocked_by")
+                 "cancel_requested", "forced", "started", "seq", "blocked_by", "context")
 
     def __init__(self, task: Any, run: "_TreeRun"):
         self.task = task
@@ -132,6 +133,7 @@ class _TaskState:
         self.started = False
         self.seq = 0
         self.blocked_by: str | None = None
+        self.context: ExecutionContext | None = None
 
     def is_cancel_requested(self) -> bool:
         return self.cancel_requested
@@ -160,14 +162,15 @@ class TaskManager:
     is how long a cancelled executor may take to stop before its asyncio task is cancelled;
     ``event_bus`` defaults to the process-wide bus; ``flush_interval`` is the longest a state
     change waits before it is written; ``event_log`` appends every event to the store's
-    ``apflow_task_events`` table.
+    ``apflow_task_events`` table; ``runner`` says where executors run: None (this process, on
+    the loop), a Runner, or a Dask ``distributed.Client`` or scheduler address (see
+    ``apflow_nb.distributed``).
     """
 
     def __init__(self, db: Session, *, max_concurrency: int | None = None,
                  cancel_grace_period: float = DEFAULT_GRACE_PERIOD, event_bus: EventBus | None = None,
                  flush_interval: float = 0.05, task_model_class: type | None = None,
-                 event_log: bool = True, root_task_id: str | None = None, user_id: str | None = None,
-                 **_ignored: Any):
+                 event_log: bool = True, user_id: str | None = None, runner: Any = None):
         if max_concurrency is not None and (not isinstance(max_concurrency, int) or max_concurrency < 1):
             raise ValueError(f"max_concurrency must be a positive integer or None, got {max_concurrency!r}")
         self.db = db
@@ -178,6 +181,7 @@ class TaskManager:
         self.flush_interval = flush_interval
         self.user_id = user_id
         self.event_log = event_log
+        self.runner = _make_runner(runner, db)
         self._writer: StateWriter | None = None
         self._ready: list[tuple[int, int, _TaskState]] = []
         self._seq = itertools.count()
@@ -495,9 +499,16 @@ class TaskManager:
                                      None, inputs)
                 return
             try:
-                result = executor.execute(validated)
-                if inspect.isawaitable(result):
-                    result = await result
+                if self.runner is None:
+                    result = executor.execute(validated)
+                    if inspect.isawaitable(result):
+                        result = await result
+                else:
+                    s.context = ExecutionContext(task.id, run.root_id, executor_id, executor.event_queue.put_nowait,
+                                                 loop=asyncio.get_running_loop())
+                    if s.cancel_requested:
+                        s.context.cancel_requested.set()
+                    result = await self.runner.run(executor, validated, s.context)
             except asyncio.CancelledError:
                 if not s.cancel_requested:
                     raise
@@ -701,6 +712,8 @@ class TaskManager:
                 await asyncio.wait({s.aio_task}, timeout=self._grace(grace_period) + 1)
             return {"task_id": s.task.id, "status": s.status, "message": reason}
         s.cancel_requested = True
+        if s.context is not None:
+            s.context.cancel_requested.set()
         grace = self._grace(grace_period)
         deadline = time.monotonic() + grace
         executor = s.executor
@@ -738,6 +751,20 @@ class TaskManager:
         self._emit(EventType.TASK_CANCELLED, task_id, task.root_id, CANCELLED, task.progress,
                    {"message": reason}, task.name)
         return {"task_id": task_id, "status": CANCELLED, "message": reason}
+
+
+def _make_runner(runner: Any, db: Session) -> Any:
+    """None stays None (in-process); a Dask client or address becomes a DaskRunner."""
+    if runner is None or isinstance(runner, LocalRunner):
+        return None
+    if not isinstance(runner, Runner):
+        from apflow_nb.distributed import DaskRunner
+
+        runner = DaskRunner(runner)
+    check = getattr(runner, "check_store", None)
+    if check is not None:
+        check(str(db.get_bind().url))
+    return runner
 
 
 class _NoRun:
