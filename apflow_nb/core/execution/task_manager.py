@@ -757,7 +757,8 @@ def _make_runner(runner: Any, db: Session) -> Any:
     """None stays None (in-process); a Dask client or address becomes a DaskRunner."""
     if runner is None or isinstance(runner, LocalRunner):
         return None
-    if not isinstance(runner, Runner):
+    is_dask_client = type(runner).__module__.split(".")[0] == "distributed"
+    if isinstance(runner, str) or is_dask_client or not isinstance(runner, Runner):
         from apflow_nb.distributed import DaskRunner
 
         runner = DaskRunner(runner)

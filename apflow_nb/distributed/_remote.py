@@ -1,0 +1,90 @@
+"""What runs on a Dask worker for one task: the executor, its event queue, its cancel flag.
+
+Kept free of apflow_nb's store and manager: a worker needs only the pickled executor, the
+inputs, and two names (the event topic and the cancel Event).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from typing import Any
+
+PROGRESS_INTERVAL = 0.1  # at most ten progress messages a second per task leave a worker
+
+
+class _WorkerEventQueue:
+    """``event_queue`` on a worker: sends dicts to the notebook through Dask's structured events."""
+
+    def __init__(self, worker: Any, topic: str, task_id: str):
+        self._worker = worker
+        self._topic = topic
+        self._task_id = task_id
+        self._last_progress = 0.0
+        self._held: dict[str, Any] | None = None
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def put_nowait(self, item: Any) -> None:
+        if isinstance(item, dict) and item.get("type") == "progress":
+            now = time.monotonic()
+            if now - self._last_progress < PROGRESS_INTERVAL:
+                self._held = item  # coalesce: only the newest progress of an interval leaves
+                return
+            self._last_progress = now
+            self._held = None
+        self._send(item)
+
+    def flush(self) -> None:
+        if self._held is not None:
+            item, self._held = self._held, None
+            self._send(item)
+
+    def _send(self, item: Any) -> None:
+        self._worker.log_event(self._topic, {"task_id": self._task_id, "item": item})
+
+    def qsize(self) -> int:
+        return 0
+
+
+def execute_on_worker(payload: bytes, inputs: dict[str, Any], task_id: str, topic: str, cancel_name: str) -> Any:
+    """Unpickle the executor, wire its queue and checker, run ``execute`` to the end, return its result."""
+    import cloudpickle
+    from distributed import Event, get_client, get_worker
+
+    executor = cloudpickle.loads(payload)
+    worker = get_worker()
+    cancelled = threading.Event()
+    done = threading.Event()
+    cancel_event = Event(cancel_name, client=get_client())  # explicit: it is waited on from another thread
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                if cancel_event.wait(timeout=0.25):
+                    cancelled.set()
+                    return
+            except Exception:
+                if done.wait(0.25):
+                    return
+
+    watcher = threading.Thread(target=watch, name=f"apflow-cancel-{task_id[:8]}", daemon=True)
+    watcher.start()
+    queue = _WorkerEventQueue(worker, topic, task_id)
+    executor.task_id = task_id
+    executor.event_queue = queue
+    executor.cancellation_checker = cancelled.is_set
+
+    async def main() -> Any:
+        result = executor.execute(inputs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    try:
+        return asyncio.run(main())
+    finally:
+        queue.flush()
+        done.set()

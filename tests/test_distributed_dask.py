@@ -1,0 +1,117 @@
+"""Task trees on a real Dask LocalCluster (2 worker processes): results, streamed progress,
+cancellation reaching the worker, a killed worker failing only its task."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import dask
+import pytest
+from distributed import Client, LocalCluster
+
+from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register, subscribe
+
+
+class WhereAmI(ExecutableTask):
+    id = "where_am_i"
+
+    async def execute(self, inputs):
+        for i in range(5):
+            await self.event_queue.put({"type": "progress", "data": {"progress": (i + 1) / 5}})
+            await asyncio.sleep(0.05)
+        return {"pid": os.getpid(), "x": inputs.get("x")}
+
+
+class Spin(ExecutableTask):
+    id = "spin"
+
+    async def execute(self, inputs):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.cancellation_checker():
+                return {"status": "cancelled", "stopped_on_worker": os.getpid()}
+            await asyncio.sleep(0.02)
+        return {"status": "completed"}
+
+
+class Suicide(ExecutableTask):
+    id = "suicide"
+
+    async def execute(self, inputs):
+        await asyncio.sleep(0.2)
+        os._exit(1)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None)
+        c = Client(cluster)
+        yield c
+        c.close()
+        cluster.close()
+
+
+@pytest.fixture
+def dask_manager(db, client):
+    for cls in (WhereAmI, Spin, Suicide):
+        executor_register(cls)
+    return TaskManager(db, runner=client, cancel_grace_period=2.0)
+
+
+def build(manager, specs):
+    tasks = manager.task_repository.create_tasks(specs)
+    root = TaskTreeNode(tasks[0])
+    for t in tasks[1:]:
+        root.add_child(t)
+    return root
+
+
+async def test_results_and_progress_come_back_from_workers(dask_manager):
+    specs = [{"id": "agg", "name": "aggregate_results_executor", "dependencies": [f"w{i}" for i in range(4)]}]
+    specs += [{"id": f"w{i}", "name": "where_am_i", "parent_id": "agg", "inputs": {"x": i}} for i in range(4)]
+    root = build(dask_manager, specs)
+    with subscribe(root_id="agg", types=["task_progress"]) as sub:
+        await dask_manager.distribute_task_tree(root)
+        progress = sub.drain_nowait()
+    assert root.tree_status == "completed"
+    pids = {root.task.result["results"][f"w{i}"]["pid"] for i in range(4)}
+    assert os.getpid() not in pids and len(pids) >= 1
+    assert [root.task.result["results"][f"w{i}"]["x"] for i in range(4)] == [0, 1, 2, 3]
+    assert {e.task_id for e in progress} == {f"w{i}" for i in range(4)}
+    assert max(e.progress for e in progress) == 1.0
+
+
+async def test_cancellation_reaches_the_worker(dask_manager):
+    root = build(dask_manager, [{"id": "s", "name": "spin"}])
+    running = asyncio.ensure_future(dask_manager.distribute_task_tree(root))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if root.task.status == "in_progress":
+            break
+    await asyncio.sleep(0.5)  # let it start on the worker
+    t0 = time.perf_counter()
+    await dask_manager.cancel_task("s")
+    await running
+    assert root.task.status == "cancelled"
+    assert root.task.result.get("stopped_on_worker") not in (None, os.getpid()), root.task.result  # stopped on the worker
+    assert time.perf_counter() - t0 < 2.0
+
+
+async def test_killed_worker_fails_its_task_and_the_tree_goes_on(dask_manager, client):
+    specs = [{"id": "r", "name": "aggregate_results_executor",
+              "dependencies": [{"id": "k", "required": False}, "ok"]},
+             {"id": "k", "name": "suicide", "parent_id": "r"},
+             {"id": "ok", "name": "where_am_i", "parent_id": "r", "inputs": {"x": 1}}]
+    root = build(dask_manager, specs)
+    await dask_manager.distribute_task_tree(root)
+    k = root.find("k").task
+    assert k.status == "failed" and "worker" in k.error and "died" in k.error
+    assert root.find("ok").task.status == "completed" and root.task.status == "completed"
+    client.wait_for_workers(2, timeout=30)  # the nanny restarts it for the next test
+
+
+def test_in_memory_store_is_refused(client):
+    with pytest.raises(ValueError, match="in-memory store"):
+        TaskManager(create_session("sqlite://"), runner=client)
