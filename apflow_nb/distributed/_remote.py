@@ -61,14 +61,12 @@ def execute_on_worker(payload: bytes, inputs: dict[str, Any], task_id: str, topi
     cancel_event = Event(cancel_name, client=get_client())  # explicit: it is waited on from another thread
 
     def watch() -> None:
-        while not done.is_set():
-            try:
-                if cancel_event.wait(timeout=0.25):
-                    cancelled.set()
-                    return
-            except Exception:
-                if done.wait(0.25):
-                    return
+        try:
+            cancel_event.wait()  # set by the notebook on cancel, or below once the task is done
+        except Exception:
+            return
+        if not done.is_set():
+            cancelled.set()
 
     watcher = threading.Thread(target=watch, name=f"apflow-cancel-{task_id[:8]}", daemon=True)
     watcher.start()
@@ -88,3 +86,7 @@ def execute_on_worker(payload: bytes, inputs: dict[str, Any], task_id: str, topi
     finally:
         queue.flush()
         done.set()
+        try:
+            cancel_event.set()  # releases the watcher thread
+        except Exception:
+            pass
