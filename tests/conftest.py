@@ -51,5 +51,43 @@ def in_tmp_cwd(tmp_path, monkeypatch):
     dispose_engines()
 
 
+@pytest.fixture(scope="session")
+def pg_server_url():
+    """A real PostgreSQL server for the whole session (fails, never skips, when it cannot start)."""
+    from tests.pg_server import start_postgres
+
+    try:
+        url, stop = start_postgres()
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL is needed for this test: {exc}", pytrace=False)
+    yield url
+    dispose_engines()
+    stop()
+
+
+@pytest.fixture
+def pg_url(pg_server_url):
+    """The PostgreSQL store, emptied for each test."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_server_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS apflow_tasks, apflow_task_events, apflow_meta CASCADE"))
+    engine.dispose()
+    dispose_engines()
+    yield pg_server_url
+    dispose_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The same test on a SQLite file and on the live PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tasks.db'}"
+        dispose_engines()
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
 def pytest_configure(config):
     os.environ.setdefault("APFLOW_NB_NO_DISPLAY", "1")
