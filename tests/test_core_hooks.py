@@ -54,7 +54,7 @@ async def test_pre_hook_that_raises_fails_the_task_naming_the_hook(manager, echo
 
     node = await one(manager, "never")
     assert node["status"] == "failed" and ran == []
-    assert "pre-hook test_core_hooks" in node["error"] and "broken_hook" in node["error"]
+    assert node["error"].startswith("pre-hook ") and "test_core_hooks" in node["error"] and "broken_hook" in node["error"]
     assert "KeyError" in node["error"]
 
 
