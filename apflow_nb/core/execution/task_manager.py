@@ -283,7 +283,8 @@ class TaskManager:
     def request_cancel(self, task_or_root_id: str) -> asyncio.Task[Any]:
         """Schedule a cancel from sync code on the loop's thread (a button callback): a tree if the
         id is a running root, else a task."""
-        if task_or_root_id in self._runs:
+        run = _ACTIVE.get(task_or_root_id)
+        if task_or_root_id in self._runs or (run is not None and run.root_id == task_or_root_id):
             coro = self.cancel_tree(task_or_root_id)
         else:
             coro = self.cancel_task(task_or_root_id)
@@ -751,6 +752,15 @@ class TaskManager:
         self._emit(EventType.TASK_CANCELLED, task_id, task.root_id, CANCELLED, task.progress,
                    {"message": reason}, task.name)
         return {"task_id": task_id, "status": CANCELLED, "message": reason}
+
+
+def cancel_running(task_or_root_id: str) -> "asyncio.Task[Any] | None":
+    """Schedule the cancel of a running tree (by its root id) or task, whichever manager runs it;
+    None when nothing with that id runs in this process. Call it on the loop's thread."""
+    run = _ACTIVE.get(task_or_root_id)
+    if run is None:
+        return None
+    return run.manager.request_cancel(task_or_root_id)
 
 
 def _make_runner(runner: Any, db: Session) -> Any:

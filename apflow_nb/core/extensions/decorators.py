@@ -31,8 +31,14 @@ def _register_extension(obj: Any, category: ExtensionCategory, base: type, ext_i
                          f"or pass {what}_id=\"...\".")
     entry = RegistryEntry(id=the_id, category=category, obj=obj,
                           name=getattr(obj, "name", "") or the_id,
-                          description=getattr(obj, "description", "") or (inspect.getdoc(cls) or "").split("\n")[0])
+                          description=getattr(obj, "description", "") or _own_doc(cls))
     return get_registry().add(entry)
+
+
+def _own_doc(cls: type) -> str:
+    """The first line of the class's own docstring (not one inherited from a base class)."""
+    doc = cls.__dict__.get("__doc__")
+    return inspect.cleandoc(doc).split("\n")[0] if isinstance(doc, str) and doc.strip() else ""
 
 
 def executor_register(obj: Any = None, *, executor_id: str | None = None, **options: Any) -> Any:
