@@ -1,8 +1,6 @@
 """Shared fixtures: a clean registry per test and real SQLite stores (files in tmp_path)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from apflow_nb.core.extensions.registry import get_registry
@@ -96,7 +94,3 @@ def store_url(request, tmp_path):
         dispose_engines()
     else:
         yield request.getfixturevalue("pg_url")
-
-
-def pytest_configure(config):
-    os.environ.setdefault("APFLOW_NB_NO_DISPLAY", "1")
