@@ -21,8 +21,10 @@ sysdeps:
 demo: venv
 	$(PY) -m apflow_nb.demo
 
+# unit, store, notebook (nbclient) and browser tests, then every tutorial once more through nbmake
 test: venv sysdeps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+	$(PY) -m pytest $(PYTEST_ARGS) --nbmake --nbmake-timeout=300 notebooks
 
 test-fast: venv
 	$(PY) -m pytest -m "not browser and not notebooks" $(PYTEST_ARGS)
