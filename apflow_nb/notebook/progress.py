@@ -150,12 +150,16 @@ class RunState:
 
     @property
     def progress(self) -> float:
-        """Overall progress 0..1: final tasks count fully, running ones by their own progress."""
+        """Overall progress 0..1: completed and failed tasks count fully, running and cancelled ones
+        by the progress they reached (so a cancelled run's bar stops where the work stopped)."""
         if not self.rows:
             return 1.0 if self.finished else 0.0
         total = 0.0
         for row in self.rows.values():
-            total += 1.0 if row.status in FINAL else (row.progress if row.status == "in_progress" else 0.0)
+            if row.status in ("completed", "failed"):
+                total += 1.0
+            elif row.status in ("in_progress", "cancelled"):
+                total += row.progress
         return total / len(self.rows)
 
     def elapsed(self, now: float | None = None) -> float:
