@@ -50,7 +50,9 @@ def test_quickstart_runs_and_saves_the_final_view(tmp_path):
     model_id = view["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
     assert model_id in state
     bars = [m["state"] for m in state.values() if m["model_name"] == "FloatProgressModel"]
-    assert len(bars) == 6 and all(b["value"] == 1.0 and b["bar_style"] == "success" for b in bars)
+    assert len(bars) == 1 and bars[0]["value"] == 1.0 and bars[0]["bar_style"] == "success"
+    tables = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel" and "<table" in m["state"]["value"]]
+    assert len(tables) == 1 and tables[0].count('data-status="completed"') == 5
     summary = outputs_of(nb, "%%executor fetch_size")
     assert "fetch_size" in json.dumps(summary) and "url: string*" in json.dumps(summary)
     frame_html = outputs_of(nb, "frame = _run.frame()")[0]["data"]["text/html"]

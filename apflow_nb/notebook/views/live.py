@@ -79,15 +79,19 @@ class LiveView:
             self._schedule()
 
     def _schedule(self, delay: float | None = None) -> None:
-        if self._timer is not None:
-            return
+        """Make sure a redraw happens within ``delay`` (default: as soon as the rate limit allows)."""
         loop = self._loop_for_timers()
         if loop is None:
             self.draw()
             return
         if delay is None:
             delay = max(0.0, self._last + self.min_interval - time.monotonic())
-        self._timer = loop.call_later(delay, self._tick)
+        due = loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return  # an earlier redraw is already planned
+            self._timer.cancel()  # e.g. the quiet-time keep-alive tick: bring it forward
+        self._timer = loop.call_at(due, self._tick)
 
     def _loop_for_timers(self) -> asyncio.AbstractEventLoop | None:
         try:

@@ -1,32 +1,20 @@
-"""The ipywidgets drawer: header (counts, overall bar, Cancel run) and one row per task.
+"""The ipywidgets drawer: a header (status, counts, overall bar, Cancel run), the task table, and a
+Cancel button for each running task.
 
-Only the first ``max_rows`` tasks get a row; traits are set only when their value changed, so a
-redraw after a few events touches a few widgets. Every change happens on the event loop's thread.
+Few widgets, whatever the tree's size: the table is one HTML widget (rows beyond ``max_rows``
+are summarised), so a redraw sends a handful of comm messages, not one per task. Buttons for
+running tasks come from a small pool and are reused. Every change happens on the loop's thread.
 """
 from __future__ import annotations
 
 import html
-import time
 from typing import Any, Callable
 
 from apflow_nb.notebook.progress import COLORS, ICONS, RunState
-from apflow_nb.notebook.views.html import render_html
+from apflow_nb.notebook.views.html import render_html, render_rows_html
 
 BAR_STYLE = {"completed": "success", "failed": "danger", "cancelled": "warning", "in_progress": "info", "pending": ""}
-
-
-class _Row:
-    def __init__(self, widgets: Any, task_id: str, on_cancel: Callable[[str | None], Any] | None):
-        self.task_id = task_id
-        self.label = widgets.HTML(layout=widgets.Layout(width="40%"))
-        self.bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="20%"))
-        self.status = widgets.HTML(layout=widgets.Layout(width="30%"))
-        self.cancel = widgets.Button(description="", icon="stop", tooltip="Cancel this task",
-                                     layout=widgets.Layout(width="32px", visibility="hidden"))
-        if on_cancel is not None:
-            self.cancel.on_click(lambda _b: on_cancel(task_id))
-        self.box = widgets.HBox([self.label, self.bar, self.status, self.cancel])
-        self.drawn: tuple[Any, ...] = ()
+MAX_TASK_BUTTONS = 20
 
 
 class WidgetDrawer:
@@ -44,63 +32,55 @@ class WidgetDrawer:
         self.cancel = widgets.Button(description="Cancel run", icon="stop", button_style="danger")
         if on_cancel is not None:
             self.cancel.on_click(lambda _b: on_cancel(None))
-        self.more = widgets.HTML()
-        self.rows: dict[str, _Row] = {}
-        self.rows_box = widgets.VBox([])
-        self.root = widgets.VBox([self.header, widgets.HBox([self.bar, self.cancel]), self.rows_box, self.more])
+        self.table = widgets.HTML()
+        self.task_buttons = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"))
+        self._buttons: dict[str, Any] = {}  # running task id -> its Cancel button
+        self._pool: list[Any] = []
+        self.root = widgets.VBox([self.header, widgets.HBox([self.bar, self.cancel]), self.task_buttons, self.table])
         self.root.add_class("apflow-run")
-        self._sync_rows(state)
 
-    def _sync_rows(self, state: RunState) -> None:
-        shown = list(state.rows)[: self.max_rows]
-        if list(self.rows) != shown:
-            self.rows = {tid: self.rows.get(tid) or _Row(self.widgets, tid, self.on_cancel) for tid in shown}
-            self.rows_box.children = [r.box for r in self.rows.values()]
-        hidden = len(state.rows) - len(shown)
-        self.more.value = (f"… {hidden} more tasks not shown (<code>run.frame()</code> lists them all)"
-                           if hidden > 0 else "")
+    def _button_for(self, task_id: str, name: str) -> Any:
+        button = self._pool.pop() if self._pool else None
+        if button is None:
+            button = self.widgets.Button(icon="stop", layout=self.widgets.Layout(width="auto"))
+            button.on_click(lambda b: self.on_cancel(b._apflow_task_id) if self.on_cancel else None)
+        button._apflow_task_id = task_id
+        button.description = f"Cancel {name}"
+        button.tooltip = f"Cancel task {task_id}"
+        return button
+
+    def _sync_buttons(self, state: RunState) -> None:
+        running = [r for r in state.rows.values() if r.status == "in_progress"][:MAX_TASK_BUTTONS]
+        wanted = {r.id: r for r in running}
+        for task_id in [t for t in self._buttons if t not in wanted]:
+            self._pool.append(self._buttons.pop(task_id))
+        for task_id, row in wanted.items():
+            if task_id not in self._buttons:
+                self._buttons[task_id] = self._button_for(task_id, row.name)
+        children = tuple(self._buttons[r.id] for r in running)
+        if tuple(self.task_buttons.children) != children:
+            self.task_buttons.children = children
 
     def draw(self, state: RunState) -> None:
         """Bring every widget to the state (only changed traits are sent)."""
-        self._sync_rows(state)
         counts = state.counts
         chips = " ".join(f'<span style="color:{COLORS[s]}">{ICONS[s]} {n} {s.replace("_", " ")}</span>'
                          for s, n in counts.items() if n)
         header = (f'<b>apflow run</b> <code>{html.escape(state.root_id[:8])}</code> '
                   f'<span style="color:{COLORS.get(state.status, "#1565c0")}">{state.status.replace("_", " ")}</span>'
-                  f' · {state.done}/{state.total} done · {state.elapsed():.1f} s · {chips}')
-        if state.blocked:
-            header += f'<br><span style="color:#e65100">{html.escape(state.blocked)}</span>'
+                  f' · {state.done}/{state.total} done · {state.elapsed():.0f} s · {chips}')
+        if state.finished:
+            header = header.replace(f"{state.elapsed():.0f} s", f"{state.elapsed():.1f} s", 1)
         _set(self.header, "value", header)
-        _set(self.bar, "value", round(state.progress, 4))
-        _set(self.bar, "bar_style", BAR_STYLE.get(state.status, "info") if state.finished else "info")
+        with self.bar.hold_sync():
+            _set(self.bar, "value", round(state.progress, 3))
+            _set(self.bar, "bar_style", BAR_STYLE.get(state.status, "info") if state.finished else "info")
         _set(self.cancel, "disabled", state.finished)
-        now = time.time()
-        for tid, row in self.rows.items():
-            task = state.rows[tid]
-            elapsed = task.elapsed(now)
-            key = (task.status, round(task.progress, 3), None if elapsed is None else round(elapsed, 1), task.error)
-            if key == row.drawn:
-                continue
-            row.drawn = key
-            color = COLORS.get(task.status, "#9e9e9e")
-            _set(row.label, "value", f'<span style="padding-left:{16 * task.depth}px">{html.escape(task.name)}</span> '
-                                     f'<span style="color:#757575">[{html.escape(task.executor or "")}]</span>')
-            _set(row.bar, "value", round(task.progress, 4))
-            _set(row.bar, "bar_style", BAR_STYLE.get(task.status, ""))
-            status = (f'<span style="color:{color}">{ICONS.get(task.status, "?")} {task.status.replace("_", " ")}</span>'
-                      + ("" if elapsed is None else f" {elapsed:.1f} s"))
-            if task.error:
-                status += (f'<details><summary>{html.escape(task.error.splitlines()[0][:120])}</summary>'
-                           f'<pre style="white-space:pre-wrap">{html.escape(task.error)}</pre></details>')
-            _set(row.status, "value", status)
-            _set(row.cancel.layout, "visibility", "visible" if task.status == "in_progress" else "hidden")
+        self._sync_buttons(state)
+        _set(self.table, "value", render_rows_html(state, self.max_rows, running_precision=0))
 
     def all_widgets(self) -> list[Any]:
-        out = [self.root, self.header, self.bar, self.cancel, self.more, self.rows_box]
-        for row in self.rows.values():
-            out += [row.box, row.label, row.bar, row.status, row.cancel]
-        return out
+        return [self.root, self.header, self.bar, self.cancel, self.table, self.task_buttons, *self._buttons.values()]
 
     def sync(self) -> None:
         """Send every widget's full state again (so a notebook saved now stores the final values)."""
