@@ -10,6 +10,7 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
+import apflow_nb
 from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register, subscribe
 
 
@@ -54,10 +55,13 @@ def client():
 
 
 @pytest.fixture
-def dask_manager(db, client):
+def dask_manager(pg_url, client):
+    """The shared store of a team: the live PostgreSQL server."""
     for cls in (WhereAmI, Spin, Suicide):
         executor_register(cls)
-    return TaskManager(db, runner=client, cancel_grace_period=2.0)
+    db = create_session(pg_url)
+    yield TaskManager(db, runner=client, cancel_grace_period=2.0)
+    db.close()
 
 
 def build(manager, specs):
@@ -81,6 +85,8 @@ async def test_results_and_progress_come_back_from_workers(dask_manager):
     assert [root.task.result["results"][f"w{i}"]["x"] for i in range(4)] == [0, 1, 2, 3]
     assert {e.task_id for e in progress} == {f"w{i}" for i in range(4)}
     assert max(e.progress for e in progress) == 1.0
+    frame = apflow_nb.history(dask_manager.db, root_id="agg")  # stored in PostgreSQL
+    assert list(frame["status"]) == ["completed"] * 5 and frame["result.pid"].dropna().nunique() >= 1
 
 
 async def test_cancellation_reaches_the_worker(dask_manager):
