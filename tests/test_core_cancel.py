@@ -174,3 +174,26 @@ async def test_same_tree_twice_at_once_is_refused(manager):
         await manager.distribute_task_tree(TaskTreeNode(task))
     await manager.cancel_task(task.id)
     await running
+
+
+async def test_a_task_that_blocks_the_loop_is_named(manager):
+    from apflow_nb import subscribe
+    from apflow_nb.notebook.progress import RunState
+
+    class Sleepy(ExecutableTask):
+        id = "sleepy"
+
+        async def execute(self, inputs):
+            await asyncio.sleep(0)
+            time.sleep(0.3)  # blocks the loop
+            return {}
+
+    executor_register(Sleepy)
+    task = await manager.task_repository.create_task(name="sleepy")
+    state = RunState.from_tree(TaskTreeNode(task))
+    with subscribe(state.apply, root_id=task.id):
+        await manager.distribute_task_tree(TaskTreeNode(task))
+    assert state.blocked and "task 'sleepy' blocked the event loop for 0.3" in state.blocked
+    from apflow_nb.notebook.views.html import render_html
+
+    assert "blocked the event loop" in render_html(state)

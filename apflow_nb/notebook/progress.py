@@ -119,6 +119,8 @@ class RunState:
                 if not message:
                     return False
                 row.message = str(message)
+                if event.data.get("type") == "blocked":
+                    self.blocked = str(message)
             else:
                 return False
         self.version += 1

@@ -502,7 +502,9 @@ class TaskManager:
             try:
                 if self.runner is None:
                     result = executor.execute(validated)
-                    if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result = await _BlockWatch(result, lambda seconds: self._blocked(s, seconds))
+                    elif inspect.isawaitable(result):
                         result = await result
                 else:
                     s.context = ExecutionContext(task.id, run.root_id, executor_id, executor.event_queue.put_nowait,
@@ -626,6 +628,14 @@ class TaskManager:
             self.writer.log_event(event)
         if listening:
             self.events.publish(event)
+
+    def _blocked(self, s: _TaskState, seconds: float) -> None:
+        """An executor held the event loop for ``seconds`` without yielding: say which one."""
+        self._emit(EventType.EXECUTOR, s.task.id, s.run.root_id, s.status, s.task.progress,
+                   {"type": "blocked", "seconds": round(seconds, 3),
+                    "message": f"task {s.task.name!r} blocked the event loop for {seconds:.2f} s "
+                               f"(time.sleep or CPU work in an async executor?); views and other tasks "
+                               f"froze meanwhile"}, s.task.name)
 
     def _executor_event(self, s: _TaskState, item: Any) -> None:
         if not isinstance(item, dict):
@@ -776,6 +786,37 @@ def _make_runner(runner: Any, db: Session) -> Any:
     if check is not None:
         check(str(db.get_bind().url))
     return runner
+
+
+BLOCK_THRESHOLD = 0.2  # seconds an executor may hold the loop before it is reported
+
+
+class _BlockWatch:
+    """Awaits an executor's coroutine step by step, reporting steps that held the loop too long."""
+
+    __slots__ = ("coro", "report")
+
+    def __init__(self, coro: Any, report: Callable[[float], None]):
+        self.coro = coro
+        self.report = report
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        coro, report, clock = self.coro, self.report, time.perf_counter
+        send, exc = None, None
+        while True:
+            started = clock()
+            try:
+                yielded = coro.throw(exc) if exc is not None else coro.send(send)
+            except StopIteration as stop:
+                if clock() - started > BLOCK_THRESHOLD:
+                    report(clock() - started)
+                return stop.value
+            if clock() - started > BLOCK_THRESHOLD:
+                report(clock() - started)
+            try:
+                send, exc = (yield yielded), None
+            except BaseException as error:  # noqa: BLE001 - handed to the coroutine, as await does
+                send, exc = None, error
 
 
 class _NoRun:
