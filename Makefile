@@ -21,10 +21,9 @@ sysdeps:
 demo: venv
 	$(PY) -m apflow_nb.demo
 
-# unit, store, notebook (nbclient) and browser tests, then every tutorial once more through nbmake
+# unit, store, notebook (nbclient) and browser tests, and every tutorial once more through nbmake
 test: venv sysdeps
-	$(PY) -m pytest $(PYTEST_ARGS) tests
-	$(PY) -m pytest $(PYTEST_ARGS) --nbmake --nbmake-timeout=300 notebooks
+	$(PY) -m pytest $(PYTEST_ARGS) --nbmake --nbmake-timeout=300 tests notebooks
 
 test-fast: venv
 	$(PY) -m pytest -m "not browser and not notebooks" $(PYTEST_ARGS)
