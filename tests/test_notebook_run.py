@@ -74,6 +74,9 @@ async def test_cancel_from_the_handle_with_fifty_in_flight(db_url):
     node = await run
     assert node.tree_status == "cancelled"
     assert set(stored(db_url).values()) == {"cancelled"}
+    events = apflow_nb.events(db_url, types=["task_started", "task_completed", "task_failed", "task_cancelled"])
+    last = events.groupby("task_id")["event_type"].last()
+    assert (last == "task_cancelled").all() and len(last) == 51  # the event log agrees with the task table
 
 
 async def test_interrupting_the_awaiting_cell_cancels_the_run(db_url):

@@ -93,13 +93,15 @@ WRITER = textwrap.dedent('''
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):
+    """Four processes run trees against one SQLite file for 30 s: every task is there, final, and
+    no error (\"database is locked\" included) reached any of them."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     create_session(url).close()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, f"p{i}", "6"], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, f"p{i}", "30"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(4)]
     trees = 0
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
         assert "locked" not in err.lower(), err
         trees += int(out.strip())
@@ -109,4 +111,4 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     events = db.execute(text("select count(*) from apflow_task_events where event_type = 'task_completed'")).scalar()
     assert events == trees * 21
     db.close()
-    assert trees >= 8
+    assert trees >= 40
