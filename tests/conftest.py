@@ -79,11 +79,25 @@ def pg_url(pg_server_url):
 
     engine = create_engine(pg_server_url)
     with engine.begin() as conn:
+        conn.execute(text("SET lock_timeout = '30s'"))  # a leaked transaction fails here, it does not hang CI
         conn.execute(text("DROP TABLE IF EXISTS apflow_tasks, apflow_task_events, apflow_meta CASCADE"))
     engine.dispose()
     dispose_engines()
     yield pg_server_url
     dispose_engines()
+    engine = create_engine(pg_server_url)
+    try:
+        with engine.begin() as conn:  # a Session the test did not close still holds its transaction open
+            leaked = conn.execute(text(
+                "SELECT pid, left(query, 120) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'")).all()
+            for pid, _ in leaked:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        engine.dispose()
+    if leaked:
+        pytest.fail(f"the test left {len(leaked)} PostgreSQL transaction(s) open (close its sessions): "
+                    f"{[q for _, q in leaked]}", pytrace=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -41,7 +41,8 @@ async def test_in_memory_store(in_tmp_cwd):
 
 
 @pytest.mark.asyncio
-async def test_custom_model_columns_added_to_existing_store(db_url):
+async def test_custom_model_columns_added_to_existing_store(store_url):
+    db_url = store_url
     db = create_session(db_url)
     manager = TaskManager(db)
     old = await manager.task_repository.create_task(name="old", inputs={"keep": True})
@@ -62,10 +63,12 @@ async def test_custom_model_columns_added_to_existing_store(db_url):
     with pytest.raises(UnknownTaskFieldError):
         await manager.task_repository.create_task(name="x", tem="typo")
     assert new.team == "ml"
+    db.close()  # PostgreSQL: the fixture's DROP TABLE waits for every open transaction
 
 
-def test_non_nullable_new_column_is_a_named_error(db_url):
+def test_non_nullable_new_column_is_a_named_error(store_url):
     """Run in a fresh interpreter: the custom model changes the process-wide table definition."""
+    db_url = store_url
     create_session(db_url).close()
     code = f"""
 from sqlalchemy import Column, Integer
@@ -87,13 +90,13 @@ except SchemaMismatchError as exc:
     assert "'apflow_tasks'" in out and "'budget'" in out and "nullable=True" in out and "ALTER TABLE" in out
 
 
-def test_import_is_fast_and_pulls_no_notebook_modules():
-    code = ("import sys, time; t=time.perf_counter(); import apflow_nb; "
-            "from apflow_nb import ExecutableTask, BaseTask, executor_register; dt=time.perf_counter()-t; "
-            "bad=[m for m in ('IPython','ipywidgets','pandas','sqlalchemy') if m in sys.modules]; print(dt, bad)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
-    assert out[1].strip() == "[]"
-    assert float(out[0]) < 0.3
+def test_import_pulls_no_notebook_modules():
+    """Import time itself is measured by bench/core.py; here: what the import drags in."""
+    code = ("import sys; import apflow_nb; "
+            "from apflow_nb import ExecutableTask, BaseTask, executor_register; "
+            "print([m for m in ('IPython','ipywidgets','pandas','sqlalchemy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
     code = ("import sys, apflow_nb; apflow_nb.TaskManager; apflow_nb.create_session; "
             "print([m for m in ('IPython','ipywidgets','pandas') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -116,6 +116,10 @@ class TaskTreeNode:
     def __len__(self) -> int:
         return sum(1 for _ in self.walk())
 
+    def __bool__(self) -> bool:
+        """A node is always truthy: `if node.parent` must not walk the subtree through __len__."""
+        return True
+
     def __iter__(self) -> Iterator["TaskTreeNode"]:
         return self.walk()
 

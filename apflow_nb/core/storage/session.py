@@ -108,30 +108,47 @@ def _looks_remote(path: Path) -> bool:
 def ensure_schema(engine: Engine, model: type | None = None) -> None:
     """Create the task table if missing; add nullable columns a custom TaskModel declares.
 
-    Any other mismatch (a missing column that is not nullable) raises SchemaMismatchError naming
-    the table, the column and the fix.
+    Any other mismatch raises SchemaMismatchError naming the table, the column and the fix, before
+    anything is altered: a model column that is not nullable and missing from the store, or a
+    required (NOT NULL, no default) store column the model lacks. Several processes may open a new
+    store at once: losing a race to create a table, add a column or record the version is fine.
     """
     model = model or get_task_model_class()
     key = (id(engine), id(model.__table__), len(model.__table__.columns))
     if key in _schema_checked:
         return
-    Base.metadata.create_all(engine)
+    _race_tolerant(lambda: Base.metadata.create_all(engine),
+                   lambda: all(_has_table(engine, t.name) for t in Base.metadata.sorted_tables))
     table = model.__table__
-    existing = {c["name"] for c in inspect(engine).get_columns(TABLE_NAME)}
-    missing = [c for c in table.columns if c.name not in existing]
-    with engine.begin() as conn:
-        for column in missing:
-            if not column.nullable or column.primary_key:
-                raise SchemaMismatchError(
-                    f"Table {TABLE_NAME!r} in the store has no column {column.name!r}, and it cannot be added "
-                    f"automatically because it is not nullable. Make it nullable=True in {model.__name__}, or "
-                    f"add it yourself: ALTER TABLE {TABLE_NAME} ADD COLUMN {column.name} ...")
-            coltype = column.type.compile(dialect=engine.dialect)
-            conn.execute(text(f'ALTER TABLE {TABLE_NAME} ADD COLUMN "{column.name}" {coltype}'))
-            for index in table.indexes:
-                if [c.name for c in index.columns] == [column.name]:
-                    index.create(conn, checkfirst=True)
-        _record_schema_version(conn)
+    stored = {c["name"]: c for c in inspect(engine).get_columns(TABLE_NAME)}
+    missing = [c for c in table.columns if c.name not in stored]
+    for column in missing:
+        if not column.nullable or column.primary_key:
+            raise SchemaMismatchError(
+                f"Table {TABLE_NAME!r} in the store has no column {column.name!r}, and it cannot be added "
+                f"automatically because it is not nullable. Make it nullable=True in {model.__name__}, or "
+                f"add it yourself: ALTER TABLE {TABLE_NAME} ADD COLUMN {column.name} ...")
+    declared = {c.name for c in table.columns}
+    for name, info in stored.items():
+        if name not in declared and not info.get("nullable", True) and info.get("default") is None \
+                and not info.get("autoincrement") is True:
+            raise SchemaMismatchError(
+                f"Table {TABLE_NAME!r} in the store has a required column {name!r} (NOT NULL, no default) that "
+                f"{model.__name__} does not declare, so no task could be inserted. Call set_task_model_class() "
+                f"with the model that created this store (one that declares {name!r}), or use another store URL.")
+    for column in missing:
+        coltype = column.type.compile(dialect=engine.dialect)
+
+        def add(column: Any = column, coltype: str = coltype) -> None:
+            with engine.begin() as conn:  # one transaction per column: a lost race aborts only its own
+                conn.execute(text(f'ALTER TABLE {TABLE_NAME} ADD COLUMN "{column.name}" {coltype}'))
+
+        _race_tolerant(add, lambda name=column.name: name in {c["name"] for c in inspect(engine).get_columns(TABLE_NAME)})
+        for index in table.indexes:
+            if [c.name for c in index.columns] == [column.name]:
+                _race_tolerant(lambda index=index: index.create(engine, checkfirst=True),
+                               lambda name=index.name: name in {i["name"] for i in inspect(engine).get_indexes(TABLE_NAME)})
+    _race_tolerant(lambda: _record_schema_version(engine), lambda: _schema_version(engine) is not None)
     _schema_checked.add(key)
     if id(engine) not in _recovered:
         _recovered.add(id(engine))
@@ -145,12 +162,46 @@ def ensure_schema(engine: Engine, model: type | None = None) -> None:
                 "apflow_nb: %d task(s) left in_progress by a process that died were marked failed", len(ids))
 
 
-def _record_schema_version(conn: Any) -> None:
-    conn.execute(text("CREATE TABLE IF NOT EXISTS apflow_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(255))"))
-    row = conn.execute(text("SELECT value FROM apflow_meta WHERE key = 'schema_version'")).first()
-    if row is None:
-        conn.execute(text("INSERT INTO apflow_meta (key, value) VALUES ('schema_version', :v)"),
-                     {"v": str(SCHEMA_VERSION)})
+def _race_tolerant(step: Any, done: Any, attempts: int = 5) -> None:
+    """Run a DDL ``step``; when it fails because another process did the same thing first
+    (``done()`` is then true), carry on. Retried a few times for half-finished races."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(attempts):
+        try:
+            step()
+            return
+        except DBAPIError:
+            try:
+                if done():
+                    return
+            except DBAPIError:
+                pass
+            if attempt == attempts - 1:
+                raise
+            import time
+
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _has_table(engine: Engine, name: str) -> bool:
+    return inspect(engine).has_table(name)
+
+
+def _schema_version(engine: Engine) -> str | None:
+    if not inspect(engine).has_table("apflow_meta"):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT value FROM apflow_meta WHERE key = 'schema_version'")).scalar()
+
+
+def _record_schema_version(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS apflow_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(255))"))
+        row = conn.execute(text("SELECT value FROM apflow_meta WHERE key = 'schema_version'")).first()
+        if row is None:
+            conn.execute(text("INSERT INTO apflow_meta (key, value) VALUES ('schema_version', :v)"),
+                         {"v": str(SCHEMA_VERSION)})
 
 
 def create_session(url: str | None = None, **engine_kwargs: Any) -> Session:
