@@ -49,7 +49,7 @@ _LAZY: dict[str, str] = {
     "timeline": "apflow_nb.analysis",
 }
 
-__all__ = sorted(_LAZY) + ["__version__", "load_ipython_extension"]
+__all__ = sorted(_LAZY) + ["__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
@@ -71,6 +71,13 @@ def load_ipython_extension(ipython: Any) -> None:
     from apflow_nb.notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext apflow_nb``: remove the magics and their cell hook (``%reload_ext`` works too)."""
+    from apflow_nb.notebook.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

@@ -24,9 +24,9 @@ class Slow(ExecutableTask):
         return {"done": True}
 
 
-def fifty(steps=100):
-    specs = [{"id": "root", "name": "aggregate_results_executor", "dependencies": [f"s{i}" for i in range(50)]}]
-    return specs + [{"id": f"s{i}", "name": "slow", "parent_id": "root", "inputs": {"steps": steps}} for i in range(50)]
+def fifty(steps=100, n=50):
+    specs = [{"id": "root", "name": "aggregate_results_executor", "dependencies": [f"s{i}" for i in range(n)]}]
+    return specs + [{"id": f"s{i}", "name": "slow", "parent_id": "root", "inputs": {"steps": steps}} for i in range(n)]
 
 
 @pytest.fixture(autouse=True)
@@ -109,3 +109,90 @@ print(asyncio.run(cell()))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "{'ok': 1}"
+
+
+async def test_run_takes_a_node_a_root_task_or_its_id(db):
+    manager = TaskManager(db)
+    node = await manager.task_repository.create_task_tree_from_array(fifty(steps=1, n=2))
+    first = apflow_nb.run(node, manager=manager, display=False)
+    assert first.root_id == node.task.id and (await first).tree_status == "completed"
+    again = apflow_nb.run(node.task, manager=manager, display=False)  # the stored root task: run it again
+    assert again.state.total == 3 and (await again).tree_status == "completed"
+    by_id = apflow_nb.run(node.task.id, manager=manager, display=False)
+    assert (await by_id).tree_status == "completed" and by_id.status == "completed"
+    with pytest.raises(TypeError, match="task array"):
+        apflow_nb.run(42, manager=manager, display=False)
+
+
+async def test_cancel_in_the_same_cell_as_run_cancels_the_whole_tree(db_url):
+    run = apflow_nb.run(fifty(), manager=TaskManager(create_session(db_url), cancel_grace_period=0.5),
+                        display=False)
+    run.cancel()  # before the run took its first step
+    node = await run
+    assert node.tree_status == "cancelled" and run.status == "cancelled"
+    assert set(stored(db_url).values()) == {"cancelled"}
+
+
+async def test_a_run_that_cannot_start_says_why(db):
+    manager = TaskManager(db)
+    node = await manager.task_repository.create_task_tree_from_array(fifty(steps=5, n=1))
+    first = apflow_nb.run(node, manager=manager, display=False)
+    second = apflow_nb.run(node, manager=manager, display="html")  # the same tree, still running
+    with pytest.raises(apflow_nb.core.errors.TreeAlreadyRunningError):
+        await second
+    assert second.done() and second.status == "failed" and "already running" in second.state.error
+    assert "TreeAlreadyRunningError" in second.view._repr_mimebundle_()["text/html"]
+    assert (await first).tree_status == "completed"
+
+
+def test_cancel_before_a_script_starts_the_run(db_url):
+    run = apflow_nb.run(fifty(steps=1), store=db_url, display=False)
+    assert run.cancel() is None and run.done() and run.status == "cancelled"
+    assert run.result().tree_status == "cancelled"  # nothing ran
+    assert set(stored(db_url).values()) == {"cancelled"}
+
+
+def test_result_timeout_outside_a_loop_cancels_the_run(db_url):
+    run = apflow_nb.run(fifty(), store=db_url, display=False)
+    with pytest.raises(TimeoutError):
+        run.result(timeout=0.3)
+    assert run.done() and run.status == "cancelled"
+    assert "in_progress" not in stored(db_url).values()
+
+
+def test_ctrl_c_in_a_script_cancels_the_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    code = f'''
+import asyncio, apflow_nb
+@apflow_nb.executor_register
+async def forever() -> dict:
+    while True:
+        await asyncio.sleep(0.01)
+tasks = [{{"id": "root", "name": "aggregate_results_executor", "dependencies": [f"f{{i}}" for i in range(20)]}}]
+tasks += [{{"id": f"f{{i}}", "name": "forever", "parent_id": "root"}} for i in range(20)]
+run = apflow_nb.run(tasks, store="{url}", display=False)
+print("ready", flush=True)
+try:
+    run.result()
+except KeyboardInterrupt:
+    print("interrupted", run.status, flush=True)
+'''
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    import signal
+    import time
+
+    for _ in range(500):  # wait until the tasks are in flight in the store, then press Ctrl-C
+        if list(stored(url).values()).count("in_progress") == 20:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert out.strip() == "interrupted cancelled"
+    assert set(stored(url).values()) == {"cancelled"}
+
+
+async def test_result_from_a_worker_thread_waits_on_the_runs_loop(db):
+    run = apflow_nb.run(fifty(steps=2, n=3), manager=TaskManager(db), display=False)
+    node = await asyncio.to_thread(run.result, 30)  # blocks a worker thread, not the loop
+    assert node.tree_status == "completed" and run.done()

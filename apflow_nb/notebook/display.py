@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 MODES = ("widget", "html", "text", "none")
@@ -9,6 +10,8 @@ ENV = "APFLOW_NB_DISPLAY"
 
 
 def _ipython() -> Any:
+    if "IPython" not in sys.modules:  # not imported: surely not running inside IPython (and no need to import it)
+        return None
     try:
         from IPython import get_ipython
     except ImportError:
@@ -25,7 +28,7 @@ def in_kernel() -> bool:
 def widgets_available() -> bool:
     try:
         import ipywidgets  # noqa: F401
-    except ImportError:
+    except Exception:  # missing, or broken in this environment: draw HTML instead
         return False
     return True
 

@@ -1,12 +1,24 @@
-"""IPython magics: ``%%executor``, ``%%tree`` and ``%apflow``. Thin: parse, call the public API, display."""
+"""IPython magics: ``%%executor``, ``%%tree`` and ``%apflow`` (``%load_ext apflow_nb``).
+
+Thin: parse the arguments (IPython's ``magic_arguments``), call the public Python API, display.
+
+- ``%%executor [ID] [--run JSON] [--thread] [--quiet]`` runs the cell like any cell and registers
+  the executors it defines (see :meth:`ApflowMagics.executor`).
+- ``%%tree [--store URL] [--name VAR] [--no-display | --display MODE] [--user U] [--max-concurrency N]``
+  checks the task array in the cell, stores it, runs it with :func:`apflow_nb.run` and shows it live.
+- ``%apflow executors | history | cancel ID | show ROOT_ID | store [URL]``.
+
+The kernel's store is ``$APFLOW_NB_DATABASE_URL`` (else ``./.apflow/tasks.db``); ``%apflow store URL``
+sets that variable in the kernel's process, so ``%%tree``, ``%apflow``, ``apflow_nb.run`` and
+``apflow_nb.history`` all use the new store from then on.
+"""
 from __future__ import annotations
 
-import html
-import inspect
+import argparse
+import asyncio
 import json
+import keyword
 import os
-import shlex
-import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -16,366 +28,495 @@ from IPython.display import display
 
 from apflow_nb.core.errors import ApflowError
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
-from apflow_nb.core.extensions.types import ExtensionCategory
+from apflow_nb.notebook._magic_cell import (
+    changed_values, defined_classes, defined_functions, run_cell_code,
+)
+from apflow_nb.notebook._magic_tables import (
+    EXECUTOR, Note, Table, executors_table, trial_outcome, trial_pending,
+)
+from apflow_nb.notebook._magic_tree import check_task_array, one_line, parse_tree_text
 
-EXECUTOR = ExtensionCategory.EXECUTOR
-
-
-class Table:
-    """A small table that renders as HTML in notebooks and as aligned text elsewhere."""
-
-    def __init__(self, columns: list[str], rows: list[list[Any]], title: str = ""):
-        self.columns, self.rows, self.title = columns, rows, title
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th align='left'>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in self.rows)
-        title = f"<b>{html.escape(self.title)}</b>" if self.title else ""
-        return f"{title}<table><tr>{head}</tr>{body}</table>"
-
-    def __repr__(self) -> str:
-        widths = [max(len(str(c)), *(len(str(r[i])) for r in self.rows)) if self.rows else len(c)
-                  for i, c in enumerate(self.columns)]
-        lines = [self.title] if self.title else []
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(self.columns, widths)))
-        lines += ["  ".join(str(v).ljust(w) for v, w in zip(row, widths)) for row in self.rows]
-        return "\n".join(lines)
+SUBCOMMANDS = ("executors", "history", "cancel", "show", "store")
 
 
-def input_fields(entry: RegistryEntry) -> str:
-    """``data: string*, count: integer`` (* = required) from an executor's input schema."""
+def _unquote(value: str | None) -> str | None:
+    """IPython's argument splitter keeps quotes around a value; drop one matching pair."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        schema = entry.create().get_input_schema() or {}
-    except Exception as exc:  # an executor whose schema cannot be built still gets listed
-        return f"(schema error: {exc})"
-    props = schema.get("properties") or {}
-    required = set(schema.get("required") or [])
-    return ", ".join(f"{name}: {spec.get('type', 'any') if isinstance(spec, dict) else 'any'}"
-                     f"{'*' if name in required else ''}" for name, spec in props.items())
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
-def executors_table(ids: list[str] | None = None, title: str = "") -> Table:
-    registry = get_registry()
-    entries = [registry.get(EXECUTOR, i) for i in ids] if ids is not None else registry.list(EXECUTOR)
-    rows = [[e.id, e.name, input_fields(e), e.source, e.description] for e in entries if e is not None]
-    return Table(["id", "name", "inputs (* required)", "source", "description"], rows, title)
+def _store_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, OSError)
 
 
-def parse_tree_text(text: str) -> list[dict[str, Any]]:
-    """A task array from JSON or YAML text (a list, or a mapping with a ``tasks`` list)."""
-    text = text.strip()
-    if not text:
-        raise UsageError("%%tree: the cell is empty; write the task array as JSON or YAML")
+def _open_session(url: str | None, where: str) -> Any:
+    """A Session on ``url`` (None: the kernel's store); a bad URL is a one-line UsageError."""
+    from apflow_nb.core.storage.session import create_session, default_database_url
+
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as json_error:
-        try:
-            import yaml
-        except ImportError:
-            raise UsageError(f"%%tree: the cell is not valid JSON ({json_error}); for YAML install pyyaml") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as yaml_error:
-            raise UsageError(f"%%tree: the cell is neither JSON ({json_error}) nor YAML ({yaml_error})") from None
-    if isinstance(data, dict) and "tasks" in data:
-        data = data["tasks"]
-    return data
+        return create_session(url)
+    except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
+        raise UsageError(f"{where}: cannot open the store {url or default_database_url()!r}: {one_line(exc)}") from None
 
 
 @magics_class
 class ApflowMagics(Magics):
-    """apflow_nb's magics."""
+    """apflow_nb's magics: ``%%executor``, ``%%tree`` and ``%apflow``."""
 
+    def __init__(self, shell: Any = None, **kwargs: Any):
+        super().__init__(shell, **kwargs)
+        self._cell_id: str | None = None  # the notebook cell now running (Jupyter sends its id)
+        self._by_cell: dict[str, dict[str, RegistryEntry]] = {}  # what each %%executor cell registered last
+        self._trial_task: asyncio.Future[None] | None = None
+
+    def _note_cell(self, info: Any) -> None:
+        """pre_run_cell hook: remember which notebook cell runs, so a re-run can drop ids it no longer defines."""
+        self._cell_id = getattr(info, "cell_id", None)
+
+    # -- %%executor ---------------------------------------------------------------------------------
     @magic_arguments()
-    @argument("executor_id", nargs="?", default=None,
-              help="id for a function executor (default: the function's name); classes use their own `id`")
-    @argument("--run", dest="run_inputs", default=None,
-              help="JSON inputs: run the new executor once on them (in an in-memory store) and show the result")
-    @argument("--thread", action="store_true", help="run a sync function executor in a worker thread")
+    @argument("executor_id", nargs="?", default=None, metavar="ID",
+              help="id for the cell's function executor (default: the function's name); with several "
+                   "functions, the one named ID is registered; renames the cell's only executor class")
+    @argument("--run", dest="run_inputs", default=None, metavar="JSON",
+              help="run the new executor once on these JSON inputs, e.g. --run '{\"x\": 1}', and show the "
+                   "result (a trial: it runs in an in-memory store, so it never shows up in history)")
+    @argument("--thread", action="store_true",
+              help="run a sync function executor in a worker thread (blocking code then does not freeze "
+                   "live views)")
     @argument("--quiet", action="store_true", help="do not show the summary of what was registered")
     @cell_magic
-    def executor(self, line: str, cell: str) -> Any:
-        """Run the cell and register the executors it defines.
+    def executor(self, line: str, cell: str) -> None:
+        """Run the cell, then register the executors it defines.
 
-        Every ExecutableTask / BaseTask subclass the cell defines (with an ``id``) is registered;
-        or, when the cell defines one plain ``def`` / ``async def`` function and no executor class,
-        that function is registered as executor ID (its signature becomes the input schema).
-        Re-running the cell replaces the registration. If the cell raises, its traceback is shown
-        and the registry is left as it was.
+        The cell runs in the notebook's namespace like any cell (IPython syntax works, the last
+        expression is shown). Then:
+
+        - every ExecutableTask / BaseTask subclass the cell defines with its own ``id`` is
+          registered under that id (abstract classes, classes without an ``id`` and imported
+          classes are not);
+        - otherwise, the one plain ``def`` / ``async def`` function the cell defines is registered
+          as executor ID (default: its name); its signature is the input schema. Helpers named
+          ``_like_this`` and lambdas do not count; with several functions, ID picks one.
+
+        Executors the cell registers itself (``executor_register(...)``) are listed too.
+        Re-running the cell replaces the registration (by id, never by class identity). A summary
+        table shows id, name and input fields (``*`` = required). If the cell raises, its own
+        traceback is shown and the registry is left exactly as it was.
 
             %%executor
-            class Fetch(BaseTask): ...
+            from apflow_nb import BaseTask
+            class Fetch(BaseTask):
+                id = "fetch"
+                async def execute(self, inputs): ...
 
             %%executor double --run '{"x": 21}'
-            def double(x: int) -> int:
+            def twice(x: int) -> int:
                 return 2 * x
         """
         args = parse_argstring(self.executor, line)
+        executor_id = _unquote(args.executor_id)
         registry = get_registry()
         snapshot = {e.id: e for e in registry.list(EXECUTOR)}
         ns = self.shell.user_ns
-        before = {k: v for k, v in ns.items()}
-        filename = self.shell.compile.cache(cell, self.shell.execution_count)  # tracebacks show the source
+        before = dict(ns)
         try:
-            code = compile(cell, filename, "exec")
-            exec(code, ns)  # noqa: S102 - running the user's cell is the point
-        except Exception as exc:
-            etype, value, tb = sys.exc_info()
-            self._restore(snapshot)
-            # the cell fails with the user's own traceback (our frame left out), as a normal cell would
-            lines = self.shell.InteractiveTB.structured_traceback(etype, value, tb.tb_next if tb else None)
-            raise CellError(lines) from exc
+            filename = run_cell_code(self.shell, cell)
+        except BaseException:
+            _restore(snapshot)
+            raise
         try:
-            registered = self._register_new(ns, before, args, code.co_filename, snapshot)
+            registered = self._register(ns, before, filename, snapshot, executor_id, args.thread)
+        except UsageError:
+            _restore(snapshot)
+            raise
         except (ApflowError, TypeError, ValueError) as exc:
-            self._restore(snapshot)
+            _restore(snapshot)
             raise UsageError(f"%%executor: {exc}") from None
+        dropped = self._forget_stale(registered)
         if not args.quiet:
-            display(executors_table(registered, title=f"registered {len(registered)} executor(s)"))
+            title = f"registered {len(registered)} executor(s)"
+            if dropped:
+                title += f"; removed {', '.join(dropped)} (this cell no longer defines it)"
+            display(executors_table(registered, title=title, with_source=False))
         if args.run_inputs is not None:
             if len(registered) != 1:
-                raise UsageError(f"%%executor --run needs exactly one registered executor, got {registered}")
-            return self._trial(registered[0], args.run_inputs)
-        return None
+                raise UsageError(f"%%executor --run needs exactly one executor; this cell registered "
+                                 f"{len(registered)}: {', '.join(registered)}")
+            self._trial(registered[0], args.run_inputs)
 
-    @staticmethod
-    def _restore(snapshot: dict[str, RegistryEntry]) -> None:
-        registry = get_registry()
-        for entry in list(registry.list(EXECUTOR)):
-            if entry.id not in snapshot:
-                registry.remove(EXECUTOR, entry.id)
-        for entry in snapshot.values():
-            registry.add(entry)
-
-    def _register_new(self, ns: dict[str, Any], before: dict[str, Any], args: Any, filename: str,
-                      snapshot: dict[str, RegistryEntry]) -> list[str]:
+    def _register(self, ns: dict[str, Any], before: dict[str, Any], filename: str,
+                  snapshot: dict[str, RegistryEntry], executor_id: str | None, thread: bool) -> list[str]:
         from apflow_nb.core.extensions.decorators import executor_register
-        from apflow_nb.core.interfaces.executable_task import ExecutableTask
 
-        changed = [(k, v) for k, v in ns.items() if not k.startswith("_") and before.get(k, _MISSING) is not v]
-        classes = [v for _, v in changed if isinstance(v, type) and issubclass(v, ExecutableTask)
-                   and not inspect.isabstract(v) and getattr(v, "id", "")]
-        ids: list[str] = []
+        registry = get_registry()
+        # what the cell registered by itself (executor_register calls, decorators)
+        by_cell = [e for e in registry.list(EXECUTOR) if snapshot.get(e.id) is not e]
+        taken = {id(e.obj) for e in by_cell} | {id(getattr(e.cls, "function", None)) for e in by_cell}
+        values = changed_values(ns, before)
+        classes, idless = defined_classes(values, ns.get("__name__", "__main__"))
+        classes = [c for c in classes if id(c) not in taken]
+        idless = [c for c in idless if id(c) not in taken]
+        functions = [f for f in defined_functions(values, filename) if id(f) not in taken]
+        ids = [e.id for e in by_cell]
+        if thread and (classes or (idless and executor_id)):
+            raise UsageError("%%executor --thread applies to a function executor; an executor class "
+                             "decides itself where its work runs")
+        if executor_id and classes + idless:
+            if len(classes + idless) != 1:
+                names = ", ".join(c.__name__ for c in classes + idless)
+                raise UsageError(f"%%executor {executor_id}: ID renames the cell's only executor class, "
+                                 f"but it defines several ({names}); set each class's `id` instead")
+            executor_register((classes + idless)[0], executor_id=executor_id)
+            return _unique(ids + [executor_id])
         if classes:
             for cls in classes:
-                executor_register(cls, executor_id=args.executor_id if len(classes) == 1 and args.executor_id else None)
-                ids.append(args.executor_id if len(classes) == 1 and args.executor_id else cls.id)
-            return ids
-        functions = [v for _, v in changed if inspect.isfunction(v) and v.__code__.co_filename == filename]
+                executor_register(cls)
+            return _unique(ids + [c.__dict__["id"] for c in classes])
+        if len(functions) > 1 and executor_id:
+            named = [f for f in functions if f.__name__ == executor_id]
+            functions = named or functions
         if len(functions) == 1:
             fn = functions[0]
-            executor_register(fn, executor_id=args.executor_id, thread=args.thread)
-            return [args.executor_id or fn.__name__]
-        if len(functions) > 1:
+            executor_register(fn, executor_id=executor_id, thread=thread)
+            return _unique(ids + [executor_id or fn.__name__])
+        if ids:
+            return ids  # the cell registered its executors itself; other functions are its helpers
+        if functions:
             names = ", ".join(f.__name__ for f in functions)
-            raise ValueError(f"the cell defines several functions ({names}) and no executor class; "
-                             f"define one function per %%executor cell, or an ExecutableTask subclass")
-        by_cell = [e.id for e in get_registry().list(EXECUTOR) if snapshot.get(e.id) is not e]
-        if by_cell:
-            return by_cell  # the cell registered executors itself (executor_register calls)
-        raise ValueError("the cell defines no ExecutableTask subclass with an `id` and no function to register")
+            raise UsageError(f"%%executor: the cell defines several functions ({names}) and no executor "
+                             f"class; name the one to register (%%executor {functions[0].__name__}), or "
+                             f"name helpers _like_this")
+        if idless:
+            names = ", ".join(c.__name__ for c in idless)
+            raise UsageError(f"%%executor: {names} has no `id` of its own; set `id = \"...\"` in the class "
+                             f"or give one: %%executor ID")
+        raise UsageError("%%executor: the cell defines no ExecutableTask subclass with an `id` and no function "
+                         "to register")
 
-    def _trial(self, executor_id: str, raw_inputs: str) -> Any:
+    def _forget_stale(self, registered: list[str]) -> list[str]:
+        """Re-running a notebook cell replaces what it registered before: an id it registered last
+        time and no longer does is removed, unless something else registered that id since."""
+        if not self._cell_id:
+            return []
+        registry = get_registry()
+        before = self._by_cell.get(self._cell_id, {})
+        dropped = []
+        for old_id, entry in before.items():
+            if old_id not in registered and registry.get(EXECUTOR, old_id) is entry:
+                registry.remove(EXECUTOR, old_id)
+                dropped.append(old_id)
+        self._by_cell[self._cell_id] = {i: registry.get(EXECUTOR, i) for i in registered}  # type: ignore[misc]
+        return dropped
+
+    def _trial(self, executor_id: str, raw_inputs: str) -> None:
         """Run the executor once on JSON inputs in an in-memory store (trials stay out of history)."""
-        raw_inputs = raw_inputs.strip()
-        if len(raw_inputs) > 1 and raw_inputs[0] == raw_inputs[-1] and raw_inputs[0] in "'\"":
-            raw_inputs = raw_inputs[1:-1]  # IPython's argument splitter keeps the quotes
+        text = _unquote(raw_inputs) or ""
         try:
-            inputs = json.loads(raw_inputs)
+            inputs = json.loads(text) if text else {}
         except json.JSONDecodeError as exc:
-            raise UsageError(f"%%executor --run: inputs are not valid JSON ({exc}): {raw_inputs!r}") from None
+            raise UsageError(f"%%executor --run: the inputs are not valid JSON ({exc.msg} at column "
+                             f"{exc.colno}): {text!r}") from None
+        if not isinstance(inputs, dict):
+            raise UsageError(f"%%executor --run: the inputs must be a JSON object, got {text!r}")
         from apflow_nb.core.execution.task_manager import TaskManager
         from apflow_nb.core.storage.session import create_session
         from apflow_nb.notebook.run import run
 
         manager = TaskManager(create_session("sqlite://"), event_log=False)
-        trial = run([{"name": executor_id, "inputs": inputs}], manager=manager, display=False)
+        try:
+            trial = run([{"name": executor_id, "inputs": inputs}], manager=manager, display=False)
+        except ApflowError as exc:
+            raise UsageError(f"%%executor --run: {executor_id!r} is registered, but the trial cannot start: "
+                             f"{one_line(exc)}") from None
         self.shell.user_ns["_apflow_trial"] = trial
-        if not _in_loop():  # a terminal IPython: finish now
-            return _trial_outcome(executor_id, trial.result())
+        if _running_loop() is None:  # a terminal IPython, a test: finish now
+            display(trial_outcome(executor_id, trial.result()))
+            return
+        # inside a kernel: show a placeholder now and update it in place when the trial ends
+        handle = display(trial_pending(executor_id), display_id=True)
 
-        async def show_when_done() -> None:  # inside a kernel: the outcome appears in this cell
-            display(_trial_outcome(executor_id, await trial))
+        async def show_when_done() -> None:
+            try:
+                node = await trial
+            except (Exception, asyncio.CancelledError) as exc:  # shown, not lost in a background task
+                handle.update(Table(["executor", "status", "error"], [[executor_id, "error", one_line(exc)]],
+                                    title="trial run (in-memory store)"))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            handle.update(trial_outcome(executor_id, node))
 
-        import asyncio
+        self._trial_task = asyncio.ensure_future(show_when_done())
 
-        asyncio.ensure_future(show_when_done())
-        return None
-
+    # -- %%tree -------------------------------------------------------------------------------------
     @magic_arguments()
-    @argument("--store", default=None, help="SQLAlchemy URL of the store (default: the kernel's store)")
-    @argument("--display", default="auto", help="auto, widget, html, text or none")
+    @argument("--store", default=None, metavar="URL",
+              help="SQLAlchemy URL of the store for this run (default: the kernel's store, see %%apflow store)")
+    @argument("--name", default="_run", metavar="VAR",
+              help="variable that receives the Run handle (default: _run); the next cell can `await _run`")
     @argument("--no-display", dest="no_display", action="store_true", help="do not show the live view")
-    @argument("--name", default="_run", help="variable that receives the Run handle (default: _run)")
-    @argument("--user", default=None, help="user_id for the tasks")
+    @argument("--display", default="auto", choices=["auto", "widget", "html", "text", "none"],
+              help="which view: auto (the best one here), widget, html, text or none")
+    @argument("--user", default=None, metavar="USER_ID", help="user_id stored with the tasks")
+    @argument("--max-concurrency", dest="max_concurrency", type=int, default=None, metavar="N",
+              help="run at most N tasks at once")
     @cell_magic
     def tree(self, line: str, cell: str) -> None:
-        """Run a task tree written in the cell as JSON or YAML (the task-array format).
+        """Check, store, run and show the task tree written in the cell (JSON or YAML).
 
-        Each task: ``name`` (the executor id), and optionally ``id`` (all or none), ``parent_id``,
-        ``dependencies`` (ids or {"id", "required"}), ``inputs``, ``priority`` (0 urgent .. 3 low),
-        ``schemas`` ({"method": executor id}), ``params``. The tree is checked first (cycles,
-        unknown ids, unknown executors, bad inputs: a named error with the task and field), then
-        stored, run and shown live. The Run handle lands in ``_run`` (see --name): ``await _run``.
+        The cell holds a task array (the original project's format): a list of tasks, each with
+        ``name`` (the executor id) and optionally ``id`` (all tasks or none), ``parent_id``,
+        ``dependencies`` (ids, or {"id": ..., "required": false}), ``inputs``, ``priority``
+        (0 urgent .. 3 low), ``schemas`` ({"method": executor id}) and ``params``. A mapping with
+        a ``tasks`` list works too.
+
+        Everything is checked before anything is written: a cycle, an unknown parent or dependency
+        id, an unknown executor or bad inputs stop here with a one-line named error naming the task
+        and the field. Then the tree is stored, run with ``apflow_nb.run`` and shown live. In a
+        notebook the run goes on in the background (the next cells run meanwhile) and its Run
+        handle is in ``_run`` (see --name): ``tree = await _run``, ``_run.cancel()``. Where no event
+        loop runs (a terminal IPython) the cell runs the tree to its end; Ctrl-C cancels it.
 
             %%tree
             - {id: root, name: aggregate_results_executor, dependencies: [a]}
             - {id: a, name: double, parent_id: root, inputs: {x: 21}}
         """
         args = parse_argstring(self.tree, line)
+        name = _unquote(args.name) or "_run"
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"%%tree --name: {name!r} is not a valid variable name")
         tasks = parse_tree_text(cell)
+        try:
+            check_task_array(tasks)
+        except ApflowError as exc:
+            raise UsageError(f"%%tree: {one_line(exc)}") from None
+        session = _open_session(_unquote(args.store), "%%tree")
         from apflow_nb.notebook.run import run
 
-        display_mode = False if args.no_display or args.display == "none" else (
+        mode: Any = False if args.no_display or args.display == "none" else (
             True if args.display == "auto" else args.display)
         try:
-            handle = run(tasks, store=args.store, display=display_mode, user_id=args.user)
+            handle = run(tasks, session=session, display=mode, max_concurrency=args.max_concurrency,
+                         user_id=args.user)
         except (ApflowError, ValueError, TypeError) as exc:
-            raise UsageError(f"%%tree: {type(exc).__name__}: {exc}") from None
-        self.shell.user_ns[args.name] = handle
-        return None
+            raise UsageError(f"%%tree: {one_line(exc)}") from None
+        self.shell.user_ns[name] = handle
+        if _running_loop() is None:
+            handle.result()  # no loop to run in the background: run it here
 
+    # -- %apflow ------------------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("command", nargs="?", default=None, metavar="{" + ",".join(SUBCOMMANDS) + "}",
+              help="what to do (see above)")
+    @argument("rest", nargs=argparse.REMAINDER, help="the sub-command's arguments")
     @line_magic
     def apflow(self, line: str) -> Any:
         """apflow_nb from the notebook. Sub-commands:
 
-          %apflow executors                      table of registered executors
-          %apflow history [--status S] [--executor E] [--root ID] [--limit N]
-                                                 stored tasks as a DataFrame (apflow_nb.history)
-          %apflow cancel ID                      cancel a running run (root id) or task
-          %apflow show ROOT_ID                   a stored tree as a view
-          %apflow store [URL]                    show, or set for this kernel, the store URL
-                                                 (sets APFLOW_NB_DATABASE_URL in this process)
+          %apflow executors
+              the registered executors as a table (id, name, kind, input fields, source)
+          %apflow history [--status S[,S]] [--executor E] [--root ROOT_ID] [--user U] [--limit N] [--store URL]
+              stored tasks as a DataFrame (apflow_nb.history), newest first; --root gives one run in tree order
+          %apflow cancel ID [--store URL]
+              cancel a run (its root id) or one task; a run going on in this kernel is cancelled on
+              its event loop; a task not running here is marked cancelled in the store
+          %apflow show ROOT_ID [--store URL]
+              a stored tree as a view (status, progress, times, errors per task)
+          %apflow store [URL | --reset]
+              show the kernel's store, or set it: %%tree, %apflow and apflow_nb.run / history use it
+              from then on (it sets APFLOW_NB_DATABASE_URL in this kernel's process; --reset goes back
+              to ./.apflow/tasks.db)
         """
-        parts = shlex.split(line)
-        if not parts:
-            raise UsageError("%apflow needs a sub-command: executors, history, cancel, show or store (%apflow? for help)")
-        command, rest = parts[0], parts[1:]
+        args = parse_argstring(self.apflow, line)
+        command, rest = args.command, [_unquote(r) or "" for r in args.rest]
+        if command is None:
+            print(self.apflow.__doc__)
+            return None
         if command == "executors":
+            _no_more(rest, "%apflow executors")
             return executors_table(title="registered executors")
         if command == "history":
             return self._history(rest)
         if command == "cancel":
-            if len(rest) != 1:
-                raise UsageError("usage: %apflow cancel ID")
-            return self._cancel(rest[0])
+            return self._cancel(rest)
         if command == "show":
-            if len(rest) != 1:
-                raise UsageError("usage: %apflow show ROOT_ID")
-            return self._show(rest[0])
+            return self._show(rest)
         if command == "store":
             return self._store(rest)
-        raise UsageError(f"%apflow: unknown sub-command {command!r}; use executors, history, cancel, show or store")
+        raise UsageError(f"%apflow: unknown sub-command {command!r}; use one of {', '.join(SUBCOMMANDS)} "
+                         f"(%apflow? for help)")
 
     @staticmethod
     def _history(rest: list[str]) -> Any:
-        import argparse
-
-        parser = argparse.ArgumentParser(prog="%apflow history", add_help=False)
-        parser.add_argument("--status")
-        parser.add_argument("--executor")
+        parser = _SubParser("%apflow history")
+        parser.add_argument("--status", help="comma-separated statuses")
+        parser.add_argument("--executor", help="comma-separated executor ids")
         parser.add_argument("--root", dest="root_id")
         parser.add_argument("--user", dest="user_id")
         parser.add_argument("--limit", type=int)
         parser.add_argument("--store")
-        try:
-            ns = parser.parse_args(rest)
-        except SystemExit:
-            raise UsageError("usage: %apflow history [--status S] [--executor E] [--root ID] [--user U] "
-                             "[--limit N] [--store URL]") from None
+        ns = parser.parse_args(rest)
         from apflow_nb.analysis import history
 
-        return history(ns.store, status=ns.status, executor=ns.executor, root_id=ns.root_id, user_id=ns.user_id,
-                       limit=ns.limit)
+        split = lambda v: None if v is None else [s for s in v.split(",") if s]  # noqa: E731
+        try:
+            return history(ns.store, status=split(ns.status), executor=split(ns.executor), root_id=ns.root_id,
+                           user_id=ns.user_id, limit=ns.limit)
+        except (ApflowError, ValueError, *_store_errors()) as exc:
+            raise UsageError(f"%apflow history: {one_line(exc)}") from None
 
     @staticmethod
-    def _cancel(target: str) -> str:
-        from apflow_nb.core.execution.task_manager import cancel_running
+    def _cancel(rest: list[str]) -> Note:
+        parser = _SubParser("%apflow cancel")
+        parser.add_argument("id")
+        parser.add_argument("--store")
+        ns = parser.parse_args(rest)
+        from apflow_nb.core.execution.task_manager import TaskManager, cancel_running
 
-        if cancel_running(target) is not None:
-            return f"cancelling {target}"
-        from apflow_nb.core.execution.task_manager import TaskManager
-        from apflow_nb.core.storage.session import create_session
-
-        manager = TaskManager(create_session())
+        if _running_loop() is not None and cancel_running(ns.id) is not None:
+            return Note(f"cancelling {ns.id} (running in this kernel)")
+        manager = TaskManager(_open_session(ns.store, "%apflow cancel"))
         try:
-            task = manager.task_repository.get_task(target)
+            task = manager.task_repository.get_task(ns.id)
         except ApflowError as exc:
-            raise UsageError(f"%apflow cancel: {exc}") from None
-        import asyncio
-
-        coro = manager.cancel_task(task.id, reason="cancelled with %apflow cancel")
-        try:
-            asyncio.get_running_loop()
+            raise UsageError(f"%apflow cancel: {one_line(exc)}") from None
+        reason = "cancelled with %apflow cancel"
+        coro = (manager.cancel_tree(task.id, reason=reason) if not task.parent_id
+                else manager.cancel_task(task.id, reason=reason))
+        if _running_loop() is not None:
             asyncio.ensure_future(coro)
-        except RuntimeError:
+        else:
             asyncio.run(coro)
-        return f"cancelling {target} (not running here: marked cancelled in the store)"
+        return Note(f"cancelling {ns.id} (not running in this kernel: its unfinished tasks are marked "
+                    f"cancelled in the store)")
 
     @staticmethod
-    def _show(root_id: str) -> Any:
-        from apflow_nb.core.storage.session import create_session
+    def _show(rest: list[str]) -> Any:
+        parser = _SubParser("%apflow show")
+        parser.add_argument("root_id")
+        parser.add_argument("--store")
+        ns = parser.parse_args(rest)
         from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
         from apflow_nb.notebook.progress import RunState
         from apflow_nb.notebook.views.live import LiveView
 
-        repo = TaskRepository(create_session())
+        repo = TaskRepository(_open_session(ns.store, "%apflow show"))
         try:
-            node = repo.get_task_tree_sync(root_id)
+            node = repo.get_task_tree_sync(ns.root_id)
         except ApflowError as exc:
-            raise UsageError(f"%apflow show: {exc}") from None
+            raise UsageError(f"%apflow show: {one_line(exc)}") from None
         return LiveView(RunState.from_tree(node), mode="html")
 
     @staticmethod
-    def _store(rest: list[str]) -> str:
+    def _store(rest: list[str]) -> Note:
         from apflow_nb.core.storage.session import ENV_URL, default_database_url
 
-        if rest:
-            os.environ[ENV_URL] = rest[0]
-            from apflow_nb.core.storage.session import create_session
-
-            create_session(rest[0]).close()  # fail now, not at the next run, if the URL is wrong
-        return f"store: {default_database_url()}"
-
-
-_MISSING = object()
-
-
-class CellError(Exception):
-    """Raised when an %%executor cell fails; IPython shows the user's traceback it carries."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("the %%executor cell raised; the registry was left unchanged")
-        self.lines = lines
-
-    def _render_traceback_(self) -> list[str]:
-        return self.lines
+        parser = _SubParser("%apflow store")
+        parser.add_argument("url", nargs="?")
+        parser.add_argument("--reset", action="store_true")
+        ns = parser.parse_args(rest)
+        if ns.reset and ns.url:
+            raise UsageError("%apflow store: give a URL or --reset, not both")
+        if ns.reset:
+            os.environ.pop(ENV_URL, None)
+        elif ns.url:
+            url = _absolute_sqlite(ns.url)
+            _open_session(url, "%apflow store").close()  # a wrong URL fails now, and the setting stays as it was
+            os.environ[ENV_URL] = url
+        return Note(f"store: {_shown_url(default_database_url())}")
 
 
-def _trial_outcome(executor_id: str, node: Any) -> Table:
-    task = node.task
-    shown = task.result if task.status == "completed" else (task.error or task.result)
-    return Table(["executor", "status", "result"], [[executor_id, task.status, json.dumps(shown, default=str)[:2000]]],
-                 title="trial run")
+class _SubParser(argparse.ArgumentParser):
+    """An argparse parser for one ``%apflow`` sub-command: mistakes are UsageErrors, not exits."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog=prog, add_help=False)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
 
 
-def _in_loop() -> bool:
-    import asyncio
+def _no_more(rest: list[str], prog: str) -> None:
+    if rest:
+        raise UsageError(f"{prog} takes no arguments, got {' '.join(rest)}")
+
+
+def _unique(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+def _restore(snapshot: dict[str, RegistryEntry]) -> None:
+    """Put the executor registry back as it was (entries compared by id, then by entry)."""
+    registry = get_registry()
+    for entry in list(registry.list(EXECUTOR)):
+        if entry.id not in snapshot:
+            registry.remove(EXECUTOR, entry.id)
+    for entry in snapshot.values():
+        if registry.get(EXECUTOR, entry.id) is not entry:
+            registry.add(entry)
+
+
+def _absolute_sqlite(url: str) -> str:
+    """``sqlite:///rel.db`` -> the absolute file, so a later ``%cd`` does not move the kernel's store."""
+    from sqlalchemy.engine import make_url
 
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's URL
+        raise UsageError(f"%apflow store: {url!r} is not a database URL: {one_line(exc)}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        path = Path(parsed.database).expanduser()
+        if not path.is_absolute():
+            return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
+    return url
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (``%load_ext apflow_nb``)."""
-    ipython.register_magics(ApflowMagics)
+    """Register the magics (``%load_ext apflow_nb``); loading again replaces them."""
+    unload_ipython_extension(ipython)
+    magics = ApflowMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics._note_cell)
 
 
-def unload_ipython_extension(ipython: Any) -> None:  # pragma: no cover - IPython calls it on %unload_ext
-    pass
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics and their cell hook again."""
+    old = ipython.magics_manager.registry.pop("ApflowMagics", None)
+    if old is None:
+        return
+    magics = ipython.magics_manager.magics
+    for kind, name in (("cell", "executor"), ("cell", "tree"), ("line", "apflow")):
+        magics[kind].pop(name, None)
+    try:
+        ipython.events.unregister("pre_run_cell", old._note_cell)
+    except ValueError:
+        pass
 
 
-__all__ = ["ApflowMagics", "load_ipython_extension", "parse_tree_text", "executors_table"]
+__all__ = ["ApflowMagics", "load_ipython_extension", "unload_ipython_extension", "parse_tree_text",
+           "executors_table", "Table"]

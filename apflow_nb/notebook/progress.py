@@ -1,12 +1,15 @@
 """RunState: the pure state of one run, built from the core's events (no drawing here).
 
-Drawers (text, HTML, widget) read it; tests can drive it with events and no frontend at all.
+Drawers (text, HTML, widget) read it; tests drive it with events and no frontend at all, as dask's
+``diagnostics/progress.py`` keeps its state apart from its bars. Counts by status and the overall
+progress are kept up to date on every event (O(1) each), so reading them for a redraw costs the
+same for ten tasks or a hundred thousand; ``visible()`` picks the few hundred rows a view draws.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Union
 
 from apflow_nb.core.events import Event, EventType
 
@@ -19,7 +22,7 @@ COLORS = {"pending": "#9e9e9e", "in_progress": "#1565c0", "completed": "#2e7d32"
 
 @dataclass
 class TaskRow:
-    """What a view shows for one task."""
+    """What a view shows for one task. Read it; RunState alone changes it (it keeps counts)."""
 
     id: str
     name: str
@@ -39,6 +42,25 @@ class TaskRow:
             return None
         return (self.ended if self.ended is not None else (now or time.time())) - self.started
 
+    @property
+    def error_line(self) -> str:
+        """The error's first line (``RuntimeError: boom``); the traceback follows it in ``error``."""
+        return self.error.strip().splitlines()[0] if self.error and self.error.strip() else ""
+
+
+#: ``visible()`` yields rows, and ints where that many rows in tree order are left out
+Visible = list[Union[TaskRow, int]]
+
+
+def _weight(status: str, progress: float) -> float:
+    """A task's share of the overall progress: finished ones count fully, running and cancelled ones
+    by the progress they reached (a cancelled run's bar stops where the work stopped)."""
+    if status in ("completed", "failed"):
+        return 1.0
+    if status in ("in_progress", "cancelled"):
+        return progress
+    return 0.0
+
 
 @dataclass
 class RunState:
@@ -53,6 +75,15 @@ class RunState:
     version: int = 0  # bumped on every change; drawers redraw when it moved
     events_seen: int = 0
     blocked: str | None = None  # a task that blocked the event loop, when one did
+    error: str | None = None  # the run itself could not run (e.g. the tree is already running)
+    _members: dict[str, dict[str, None]] = field(default_factory=dict, repr=False)  # status -> ids
+    _partial: float = field(default=0.0, repr=False)  # sum of _weight over every row
+    _index: dict[str, int] = field(default_factory=dict, repr=False)  # id -> position in tree order
+
+    def __post_init__(self) -> None:
+        rows, self.rows = self.rows, {}
+        for row in rows.values():
+            self._add(row)
 
     @classmethod
     def from_tree(cls, node: Any) -> "RunState":
@@ -62,57 +93,87 @@ class RunState:
         state = cls(root_id=node.task.id)
         for n, depth in node.walk_with_depth():
             t = n.task
-            row = TaskRow(id=t.id, name=t.name, parent_id=n.parent.task.id if n.parent else None, depth=depth,
-                          executor=executor_id_of(t), status=str(t.status), progress=float(t.progress or 0.0),
-                          error=t.error)
+            parent = n.parent  # compared with None: a TaskTreeNode's truth is its len(), a walk of its tree
+            row = TaskRow(id=t.id, name=t.name, parent_id=parent.task.id if parent is not None else None,
+                          depth=depth, executor=executor_id_of(t), status=str(t.status),
+                          progress=float(t.progress or 0.0), error=t.error)
             if t.started_at is not None:
                 row.started = t.started_at.timestamp()
             if t.completed_at is not None and row.status in FINAL:
                 row.ended = t.completed_at.timestamp()
-            state.rows[t.id] = row
+            state._add(row)
         state.status = node.tree_status
-        state.finished = state.status in FINAL and all(r.status in FINAL for r in state.rows.values())
+        state.finished = state.status in FINAL and not state._members.get("pending") \
+            and not state._members.get("in_progress")
         return state
+
+    # -- keeping counts -------------------------------------------------------------------
+    def _add(self, row: TaskRow) -> None:
+        self._index[row.id] = len(self.rows)
+        self.rows[row.id] = row
+        self._members.setdefault(row.status, {})[row.id] = None
+        self._partial += _weight(row.status, row.progress)
+
+    def _set(self, row: TaskRow, status: str, progress: float) -> None:
+        """Change a row's status and progress, keeping counts and the progress sum right."""
+        self._partial += _weight(status, progress) - _weight(row.status, row.progress)
+        if status != row.status:
+            self._members[row.status].pop(row.id, None)
+            self._members.setdefault(status, {})[row.id] = None
+            row.status = status
+        row.progress = progress
+
+    def _recount(self) -> None:
+        """Exact sums again (float additions drift; the final frame must say 100% exactly)."""
+        self._partial = sum(_weight(r.status, r.progress) for r in self.rows.values())
 
     # -- feeding -------------------------------------------------------------------------
     def apply(self, event: Event) -> bool:
         """Update from one event; True when something visible changed."""
         self.events_seen += 1
         kind = event.type
-        if kind is EventType.TREE_STARTED:
+        if kind is EventType.TASK_PROGRESS:  # by far the most frequent: first, and short
+            row = self.rows.get(event.task_id)  # type: ignore[arg-type]
+            if row is None or event.progress is None or row.status != "in_progress":
+                return False
+            self._partial += event.progress - row.progress
+            row.progress = event.progress
+        elif kind is EventType.TREE_STARTED:
             self.started = event.timestamp
             self.status = "in_progress"
             self.finished = False
             self.ended = None
+            self.error = None
             for item in event.data.get("tasks", ()):
                 row = self.rows.get(item["id"])
                 if row is None:
-                    row = self.rows[item["id"]] = TaskRow(id=item["id"], name=item["name"])
-                row.parent_id, row.depth, row.executor = item.get("parent_id"), item.get("depth", 0), item.get("executor", "")
-                row.status = item.get("status", "pending")
-                row.progress = 1.0 if row.status == "completed" else 0.0
-                if row.status == "pending":
+                    row = TaskRow(id=item["id"], name=item["name"])
+                    self._add(row)
+                row.parent_id, row.depth = item.get("parent_id"), item.get("depth", 0)
+                row.executor = item.get("executor", "")
+                status = item.get("status", "pending")
+                self._set(row, status, 1.0 if status == "completed" else 0.0)
+                if status == "pending":
                     row.started = row.ended = None
-                    row.error = None
+                    row.error = row.message = None
+            self._recount()
         elif kind is EventType.TREE_FINISHED:
             self.status = event.status or self.status
             self.ended = event.timestamp
             self.finished = True
+            self._recount()
         else:
             row = self.rows.get(event.task_id or "")
             if row is None:
                 return False
             if kind is EventType.TASK_STARTED:
-                row.status, row.started, row.ended, row.progress, row.error = "in_progress", event.timestamp, None, 0.0, None
-            elif kind is EventType.TASK_PROGRESS:
-                if event.progress is None or row.status != "in_progress":
-                    return False
-                row.progress = float(event.progress)
+                self._set(row, "in_progress", 0.0)
+                row.started, row.ended, row.error = event.timestamp, None, None
             elif kind in (EventType.TASK_COMPLETED, EventType.TASK_FAILED, EventType.TASK_CANCELLED):
-                row.status = event.status or kind.value.replace("task_", "")
+                status = event.status or kind.value.replace("task_", "")
+                self._set(row, status, 1.0 if status == "completed" else row.progress)
                 row.ended = event.timestamp
-                row.progress = 1.0 if row.status == "completed" else row.progress
-                row.error = event.data.get("error") if row.status == "failed" else None
+                row.error = event.data.get("error") if status == "failed" else None
                 row.message = event.data.get("message")
             elif kind is EventType.EXECUTOR:
                 message = event.data.get("message")
@@ -132,14 +193,26 @@ class RunState:
             changed |= self.apply(event)
         return changed
 
+    def fail(self, message: str) -> None:
+        """The run could not run at all (its coroutine raised): show why, as a final state."""
+        self.error = message
+        self.status = "failed"
+        self.finished = True
+        self.ended = time.time()
+        self.version += 1
+
     # -- reading -------------------------------------------------------------------------
     @property
     def counts(self) -> dict[str, int]:
         """Tasks per status, in a fixed order, zeros included."""
         out = dict.fromkeys(STATUS_ORDER, 0)
-        for row in self.rows.values():
-            out[row.status] = out.get(row.status, 0) + 1
+        for status, ids in self._members.items():
+            out[status] = len(ids)
         return out
+
+    def ids(self, status: str) -> list[str]:
+        """Ids of the tasks now in ``status``, in the order they got there."""
+        return list(self._members.get(status, ()))
 
     @property
     def total(self) -> int:
@@ -148,7 +221,7 @@ class RunState:
     @property
     def done(self) -> int:
         """Tasks in a final state."""
-        return sum(1 for r in self.rows.values() if r.status in FINAL)
+        return sum(len(self._members.get(s, ())) for s in FINAL)
 
     @property
     def progress(self) -> float:
@@ -156,13 +229,12 @@ class RunState:
         by the progress they reached (so a cancelled run's bar stops where the work stopped)."""
         if not self.rows:
             return 1.0 if self.finished else 0.0
-        total = 0.0
-        for row in self.rows.values():
-            if row.status in ("completed", "failed"):
-                total += 1.0
-            elif row.status in ("in_progress", "cancelled"):
-                total += row.progress
-        return total / len(self.rows)
+        return max(0.0, min(1.0, self._partial / len(self.rows)))
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Failed tasks' errors (first line and traceback), by task id, in the order they failed."""
+        return {tid: self.rows[tid].error or "" for tid in self._members.get("failed", ())}
 
     def elapsed(self, now: float | None = None) -> float:
         if self.started is None:
@@ -175,3 +247,52 @@ class RunState:
         extra = ", ".join(f"{c[s]} {s}" for s in ("failed", "cancelled", "in_progress") if c.get(s))
         return (f"{self.status} · {self.done}/{self.total} done" + (f" ({extra})" if extra else "")
                 + f" · {self.progress:.0%} · {self.elapsed():.1f} s")
+
+    def visible(self, limit: int = 100, start: int | None = None) -> Visible:
+        """The rows a view draws, in tree order, with an int where that many rows are left out.
+
+        ``start=None`` (focus): every row when there are at most ``limit``; else failed and running
+        tasks first, then cancelled ones, then the tree from its top, each with its ancestors so the
+        indentation reads right. ``start=k``: the page of ``limit`` rows from position k.
+        """
+        rows = self.rows
+        n = len(rows)
+        if n <= limit and not start:
+            return list(rows.values())
+        if start is not None:
+            start = max(0, min(start, max(0, n - 1)))
+            order = list(rows.values())
+            page: Visible = order[start:start + limit]
+            return ([start] if start else []) + page + ([n - start - len(page)] if start + len(page) < n else [])
+        picked: dict[str, None] = {}
+
+        def take(task_id: str) -> bool:
+            chain = []
+            while task_id is not None and task_id not in picked and task_id in rows:
+                chain.append(task_id)
+                task_id = rows[task_id].parent_id  # type: ignore[assignment]
+            if len(picked) + len(chain) > limit:
+                return False
+            picked.update(dict.fromkeys(chain))
+            return True
+
+        for status, share in (("failed", limit // 4), ("in_progress", limit // 2), ("cancelled", limit // 8)):
+            budget = len(picked) + share
+            for task_id in self._members.get(status, ()):
+                if len(picked) >= budget or not take(task_id):
+                    break
+        for task_id in rows:
+            if len(picked) >= limit:
+                break
+            take(task_id)
+        index = self._index
+        out: Visible = []
+        last = -1
+        for position, task_id in sorted((index[t], t) for t in picked):
+            if position > last + 1:
+                out.append(position - last - 1)
+            out.append(rows[task_id])
+            last = position
+        if last < n - 1:
+            out.append(n - 1 - last)
+        return out

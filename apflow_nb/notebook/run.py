@@ -1,8 +1,14 @@
 """``apflow_nb.run(tree)``: start a run, get a handle at once, watch it live.
 
-Inside a running loop (Jupyter) the run is scheduled as a task on that loop, so its view keeps
-updating while the kernel is idle and while other cells run. ``await run`` gives the final tree.
-Outside a loop (a script) the run starts when you call ``run.result()`` (or ``await run``).
+Inside a running loop (Jupyter) the run is scheduled as a task on that loop right away, so its
+view keeps updating while the kernel is idle and while other cells run; ``await run`` gives the
+final tree. Outside a loop (a script) nothing runs until you ask: ``run.result()`` runs the tree
+to the end (``asyncio.run``) and returns it, as does ``await run`` inside your own
+``asyncio.run(...)``. Blocking with ``run.result()`` inside a running loop raises
+NestedLoopError, unless you opted in with ``apflow_nb.allow_nested_loop()``.
+
+Interrupting the cell (or script) that awaits a run cancels the run: every unfinished task ends
+cancelled, none is left in_progress.
 """
 from __future__ import annotations
 
@@ -18,6 +24,10 @@ from apflow_nb.notebook.loop import nested_allowed
 from apflow_nb.notebook.progress import RunState
 from apflow_nb.notebook.views.live import LiveView
 
+NESTED_HELP = ("run.result() would block the event loop this run needs (you are inside Jupyter or another "
+               "running loop). Use `await run` instead, or opt in to nested loops with "
+               "apflow_nb.allow_nested_loop() first.")
+
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
@@ -27,8 +37,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def as_tree(tree: Any, manager: Any, user_id: str | None = None) -> TaskTreeNode:
-    """A TaskTreeNode from a node, a stored root task (its stored tree), or a task array (stored now,
-    after every check: nothing is written when a check fails)."""
+    """A TaskTreeNode from a node, a stored root task or its id (its stored tree), or a task array
+    (checked, executors included, then stored: nothing is written when a check fails)."""
     if isinstance(tree, TaskTreeNode):
         return tree
     if isinstance(tree, (list, tuple)):
@@ -36,16 +46,17 @@ def as_tree(tree: Any, manager: Any, user_id: str | None = None) -> TaskTreeNode
 
         return create_task_tree_from_array(manager.task_repository, list(tree), user_id=user_id,
                                            validate_executors=True)
-    if hasattr(tree, "id") and hasattr(tree, "name"):
-        return manager.task_repository.get_task_tree_sync(tree.id)
     if isinstance(tree, str):
         return manager.task_repository.get_task_tree_sync(tree)
+    if hasattr(tree, "id") and hasattr(tree, "name"):
+        return manager.task_repository.get_task_tree_sync(tree.id)
     raise TypeError(f"run() takes a TaskTreeNode, a root task, a root task id or a task array (list of dicts), "
                     f"not {type(tree).__name__}")
 
 
 class Run:
-    """A handle on one run: ``await run``, ``run.cancel()``, ``run.done()``, ``run.status``, ``run.view``."""
+    """A handle on one run: ``await run``, ``run.result()``, ``run.cancel()``, ``run.done()``,
+    ``run.status``, ``run.events``, ``run.view``, ``run.state``, ``run.root_id``, ``run.frame()``."""
 
     def __init__(self, tree: TaskTreeNode, manager: Any, *, display: Any = True, max_rows: int = 100,
                  keep_events: int = 10_000):
@@ -53,14 +64,16 @@ class Run:
         self.manager = manager
         self.root_id: str = tree.task.id
         self.state = RunState.from_tree(tree)
-        self.events: collections.deque[Event] = collections.deque(maxlen=keep_events)
+        self._events: collections.deque[Event] = collections.deque(maxlen=keep_events)
         mode = resolve_mode(display)
         self.view: LiveView | None = None
         if mode != "none":
-            self.view = LiveView(self.state, mode=mode, on_cancel=self._cancel_from_view, max_rows=max_rows)
+            self.view = LiveView(self.state, mode=mode, on_cancel=self.cancel, max_rows=max_rows)
         bus = getattr(manager, "events", None) or default_bus
         self._subscription = bus.subscribe(self._on_event, root_id=self.root_id)
         self._task: asyncio.Task[TaskTreeNode] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outcome: TaskTreeNode | None = None  # set when cancelled before it ever started
         if self.view is not None:
             self.view.show()
         if _running_loop() is not None:
@@ -69,21 +82,28 @@ class Run:
     # -- running ------------------------------------------------------------------------------
     def _start(self) -> asyncio.Task[TaskTreeNode]:
         if self._task is None:
-            self._task = asyncio.ensure_future(self._main())
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._main(), name=f"apflow run {self.root_id[:8]}")
         return self._task
 
     async def _main(self) -> TaskTreeNode:
+        error: Exception | None = None
         try:
             return await self.manager.distribute_task_tree(self.tree)
+        except Exception as exc:  # the run could not run at all (e.g. this tree is already running)
+            error = exc
+            raise
         finally:
             self._subscription.close()
             for event in self._subscription.drain_nowait():  # anything not yet delivered
                 self._on_event(event)
+            if error is not None:
+                self.state.fail(f"{type(error).__name__}: {error}")
             if self.view is not None:
                 self.view.draw(final=True)
 
     def _on_event(self, event: Event) -> None:
-        self.events.append(event)
+        self._events.append(event)
         if self.view is not None:
             self.view.on_event(event)
         else:
@@ -93,6 +113,8 @@ class Run:
         return self._wait().__await__()
 
     async def _wait(self) -> TaskTreeNode:
+        if self._outcome is not None:
+            return self._outcome
         task = self._start()
         try:
             return await asyncio.shield(task)
@@ -100,57 +122,89 @@ class Run:
             # the awaiting cell was interrupted (Ctrl-C, kernel interrupt): cancel the run cleanly
             if not task.done():
                 task.cancel()
-                await asyncio.wait({task}, timeout=self.manager.cancel_grace_period + 2)
+                await asyncio.wait({task}, timeout=getattr(self.manager, "cancel_grace_period", 3.0) + 2)
             raise
         finally:
             if self.view is not None:
-                self.view.sync()
+                self.view.sync()  # from the awaiting cell, so a saved notebook keeps the final frame
 
     def result(self, timeout: float | None = None) -> TaskTreeNode:
-        """Block until the run ends and return its root node.
+        """Block until the run ends and return its root node (raises what the run raised).
 
-        Outside an event loop this runs the tree. Inside a running loop (Jupyter) blocking would
+        Outside an event loop this runs the tree (``timeout`` seconds at most; then the run is
+        cancelled and TimeoutError raised). Inside a running loop (Jupyter) blocking would
         deadlock, so it raises NestedLoopError unless ``apflow_nb.allow_nested_loop()`` was called.
         """
+        if self._outcome is not None:
+            return self._outcome
         if self._task is not None and self._task.done():
             return self._task.result()
         loop = _running_loop()
+        if loop is None and self._loop is not None and self._loop.is_running():
+            # another thread, while the run goes on in its loop (a kernel's): wait for it there
+            return asyncio.run_coroutine_threadsafe(asyncio.wait_for(self._wait(), timeout), self._loop).result()
         if loop is None:
             return asyncio.run(asyncio.wait_for(self._wait(), timeout))
         if not nested_allowed():
-            raise NestedLoopError(
-                "run.result() would block the event loop this run needs (you are inside Jupyter or another "
-                "running loop). Use `await run` instead, or opt in to nested loops with "
-                "apflow_nb.allow_nested_loop() first.")
+            raise NestedLoopError(NESTED_HELP)
         return loop.run_until_complete(asyncio.wait_for(self._wait(), timeout))
 
-    # -- controlling and reading --------------------------------------------------------------------
+    # -- controlling and reading --------------------------------------------------------------
     def cancel(self, task_id: str | None = None) -> Any:
-        """Cancel the whole run (or one task of it); returns the scheduled cancel."""
-        if self._task is None and task_id is None:
-            self._subscription.close()
+        """Cancel the whole run (or one task of it, by id). Returns the scheduled cancel (an
+        asyncio task, or a concurrent future when called from another thread), None when there
+        was nothing left to cancel. Safe to call from any thread and before the run started."""
+        if self.done():
             return None
-        return self.manager.request_cancel(task_id or self.root_id)
-
-    def _cancel_from_view(self, task_id: str | None) -> None:
-        self.cancel(task_id)
+        if self._task is None and _running_loop() is not None:
+            self._start()  # made outside a loop, cancelled inside one: start it, the cancel follows
+        if self._task is None:  # a script that has not started the run: cancel it in the store now
+            if task_id is not None:
+                return asyncio.run(self.manager.cancel_task(task_id))
+            asyncio.run(self.manager.cancel_tree(self.root_id))
+            self._subscription.close()
+            for event in self._subscription.drain_nowait():
+                self._on_event(event)
+            self._outcome = self.manager.task_repository.get_task_tree_sync(self.root_id)
+            self.state.status, self.state.finished = self._outcome.tree_status, True
+            if self.view is not None:
+                self.view.draw(final=True)
+            return None
+        # cancel_tree / cancel_task look the run up when they execute, so a cancel asked in the
+        # same cell as run() (before the run's first step) still cancels the whole tree
+        coro = (self.manager.cancel_tree(self.root_id) if task_id is None else self.manager.cancel_task(task_id))
+        loop, here = self._loop, _running_loop()
+        if loop is not None and here is not loop and loop.is_running():
+            return asyncio.run_coroutine_threadsafe(coro, loop)  # from another thread
+        if here is None:  # the run's loop is gone (its asyncio.run ended): nothing runs any more
+            coro.close()
+            return None
+        return asyncio.ensure_future(coro)
 
     def done(self) -> bool:
-        """True once every task reached a final state (or the run was torn down)."""
-        return self._task is not None and self._task.done()
+        """True once the run ended (every task final, or the run was torn down or cancelled)."""
+        return self._outcome is not None or (self._task is not None and self._task.done())
 
     @property
     def status(self) -> str:
         """The run's status: pending, in_progress, completed, failed or cancelled."""
+        if self._outcome is not None:
+            return self._outcome.tree_status
         if self.done():
-            return self.tree.tree_status
+            return self.state.status if self.state.error else self.tree.tree_status
         return self.state.status
+
+    @property
+    def events(self) -> list[Event]:
+        """The events this run's view saw, oldest first (the last ``keep_events``; a task's
+        progress events may arrive coalesced when they come faster than the loop delivers)."""
+        return list(self._events)
 
     def frame(self, flatten: bool = True) -> Any:
         """The run's tasks as a DataFrame in tree order (``apflow_nb.history(root_id=...)``)."""
         from apflow_nb.analysis import history
 
-        return history(self.manager.db, root_id=self.root_id, flatten=flatten)
+        return history(self.manager, root_id=self.root_id, flatten=flatten)
 
     def __repr__(self) -> str:
         return f"<Run {self.root_id[:8]} {self.state.summary()}>"
@@ -162,9 +216,12 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
     """Start running ``tree`` and return a Run handle at once.
 
     ``tree``: a TaskTreeNode, a stored root task (or its id), or a task array (list of task dicts,
-    checked and stored first). ``display``: True (the best view here: widget, HTML or a text line),
-    False, or "widget" / "html" / "text". The store is ``session``'s, ``manager``'s, ``store``
-    (a URL) or the default. ``runner``: a Dask client to run executors on a cluster.
+    checked and stored first). ``display``: True or "auto" (the best view here: a widget in a
+    kernel with ipywidgets, else updatable HTML; a text line in a terminal or script), False, or
+    "widget" / "html" / "text" (``APFLOW_NB_DISPLAY`` overrides the automatic choice).
+    The store is ``manager``'s, ``session``'s, ``store`` (a URL) or the default
+    (``./.apflow/tasks.db``). ``runner``: a Dask client to run executors on a cluster.
+    ``max_rows``: rows the view draws at most (running and failed tasks first).
     """
     if manager is None:
         from apflow_nb.core.execution.task_manager import TaskManager

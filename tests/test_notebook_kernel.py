@@ -1,0 +1,213 @@
+"""Runs in a real ipykernel: small notebooks executed with nbclient (outputs and widget state as a
+saved notebook keeps them), the fallback without ipywidgets, and a kernel driven message by message
+to see the view update while the kernel is idle and a kernel interrupt cancel the run.
+
+The kernel is this venv's Python: a ``python3`` kernelspec written to a temporary JUPYTER_PATH
+entry whose argv starts with ``sys.executable`` (found before any other python3 kernelspec).
+"""
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import textwrap
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+from sqlalchemy import text
+
+from apflow_nb import create_session
+from apflow_nb.core.storage.session import dispose_engines
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+EXECUTORS = '''
+import asyncio, apflow_nb
+from apflow_nb import ExecutableTask, executor_register
+
+class Steps(ExecutableTask):
+    id = "steps"
+    async def execute(self, inputs):
+        n = inputs.get("n", 4)
+        for i in range(n):
+            if self.cancellation_checker():
+                return {"status": "cancelled"}
+            await self.event_queue.put({"type": "progress", "data": {"progress": (i + 1) / n}})
+            await asyncio.sleep(inputs.get("sleep", 0.01))
+        if inputs.get("fail"):
+            raise RuntimeError("kernel step failed")
+        return {"n": n}
+
+executor_register(Steps)
+
+def tree(n=3, fail=False, sleep=0.01, steps=4):
+    kids = [{"id": f"k{i}", "name": "steps", "parent_id": "root",
+             "inputs": {"n": steps, "sleep": sleep, "fail": fail and i == 0}} for i in range(n)]
+    return [{"id": "root", "name": "aggregate_results_executor", "dependencies": [k["id"] for k in kids]}] + kids
+'''
+
+
+@pytest.fixture(scope="module")
+def kernel_env(tmp_path_factory):
+    """A python3 kernelspec running this interpreter, first on JUPYTER_PATH for this module."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "apflow_nb test kernel", "language": "python"}))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JUPYTER_PATH", str(root))
+    mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    mp.delenv("APFLOW_NB_DISPLAY", raising=False)
+    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+    yield root
+    mp.undo()
+
+
+def execute(cells: list[str], tmp_path) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=[new_code_cell(textwrap.dedent(c)) for c in cells])
+    NotebookClient(nb, timeout=60, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return nb
+
+
+def stream(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+
+
+def models(nb, name):
+    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    return [m["state"] for m in state.values() if m["model_name"] == name]
+
+
+def test_widget_view_final_state_is_saved_with_the_notebook(kernel_env, tmp_path):
+    store = f"sqlite:///{tmp_path / 'k.db'}"
+    nb = execute([
+        EXECUTORS,
+        f'ok = apflow_nb.run(tree(), store="{store}")',          # the view is displayed by this cell...
+        "node = await ok\nprint(ok.view.mode, node.tree_status)",  # ...and awaited by this one
+        f'bad = apflow_nb.run(tree(fail=True), store="{store}")\nawait bad\nprint(bad.status)',
+    ], tmp_path)
+    assert stream(nb.cells[2]).split() == ["widget", "completed"]
+    assert stream(nb.cells[3]).strip() == "failed"
+
+    # the display output of each run: a widget view whose static fallback is the final frame
+    ok_out = next(o for o in nb.cells[1].outputs if WIDGET_VIEW in o.get("data", {}))
+    assert 'data-status="completed"' in ok_out["data"]["text/html"]
+    assert ok_out["data"]["text/html"].count('<tr data-task-id=') == 4
+    assert "completed · 4/4 done" in ok_out["data"]["text/plain"]
+    bad_out = next(o for o in nb.cells[3].outputs if WIDGET_VIEW in o.get("data", {}))
+    assert 'data-status="failed"' in bad_out["data"]["text/html"] and "kernel step failed" in bad_out["data"]["text/html"]
+
+    # the widget state saved in the notebook's metadata holds the final values of both runs
+    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    assert ok_out["data"][WIDGET_VIEW]["model_id"] in state and bad_out["data"][WIDGET_VIEW]["model_id"] in state
+    bars = sorted((b["bar_style"], b["value"], b["description"]) for b in models(nb, "FloatProgressModel"))
+    assert bars == [("danger", 1.0, "100%"), ("success", 1.0, "100%")]
+    tables = [m["value"] for m in models(nb, "HTMLModel") if "<table" in m["value"]]
+    assert sorted(t.count('data-status="completed"') for t in tables) == [2, 4]
+    assert any('data-status="failed"' in t for t in tables)
+    run_buttons = [b for b in models(nb, "ButtonModel") if b["description"] == "Cancel run"]
+    assert len(run_buttons) == 2 and all(b["disabled"] for b in run_buttons)
+    errors = [m["value"] for m in models(nb, "HTMLModel") if "apflow-errors" in m["value"]]
+    assert len(errors) == 1 and "<details" in errors[0] and "Traceback" in errors[0]
+
+
+def test_without_ipywidgets_a_live_html_display_ends_on_the_final_frame(kernel_env, tmp_path):
+    store = f"sqlite:///{tmp_path / 'h.db'}"
+    nb = execute([
+        "import sys\nsys.modules['ipywidgets'] = None  # as if it were not installed",
+        EXECUTORS,
+        f'r = apflow_nb.run(tree(steps=20), store="{store}")\nawait r\nprint(r.view.mode, r.status, r.view.redraws)',
+    ], tmp_path)
+    mode, status, redraws = stream(nb.cells[2]).split()
+    assert (mode, status) == ("html", "completed") and int(redraws) >= 1
+    displays = [o for o in nb.cells[2].outputs if o.get("output_type") == "display_data"]
+    assert len(displays) == 1  # one display, updated in place (display_id), not one per redraw
+    data = displays[0]["data"]
+    assert WIDGET_VIEW not in data and 'data-status="completed"' in data["text/html"]
+    assert "completed · 4/4 done" in data["text/plain"]
+    assert "widgets" not in nb.metadata  # no widget state: GitHub and nbconvert render the HTML
+
+
+def stored(url):
+    db = create_session(url)
+    try:
+        return dict(db.execute(text("select id, status from apflow_tasks")).all())
+    finally:
+        db.close()
+        dispose_engines()
+
+
+def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kernel_env, tmp_path):
+    from jupyter_client.manager import start_new_kernel
+
+    store = f"sqlite:///{tmp_path / 'i.db'}"
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        def run_cell(code, timeout=30):
+            msg_id = kc.execute(textwrap.dedent(code))
+            reply = kc.get_shell_msg(timeout=timeout)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = kc.get_shell_msg(timeout=timeout)
+            return msg_id, reply["content"]
+
+        def iopub(until_idle_of=None, seconds=0.0):
+            """iopub messages until the given request is idle, or for ``seconds``."""
+            out, deadline = [], time.monotonic() + (seconds or 30)
+            while time.monotonic() < deadline:
+                try:
+                    msg = kc.get_iopub_msg(timeout=0.1)
+                except queue.Empty:
+                    continue
+                out.append(msg)
+                if (until_idle_of and msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+                        and msg["parent_header"].get("msg_id") == until_idle_of):
+                    break
+            return out
+
+        msg_id, reply = run_cell(EXECUTORS)
+        assert reply["status"] == "ok", reply
+        iopub(msg_id)
+
+        # 1. a run started by a cell keeps running, and its widgets keep updating, once the cell is done
+        msg_id, reply = run_cell(f'r = apflow_nb.run(tree(n=3, steps=30, sleep=0.03), store="{store}")')
+        assert reply["status"] == "ok", reply
+        iopub(msg_id)
+        values: list[float] = []  # the bar's values, as the frontend receives them
+        deadline = time.monotonic() + 20
+        while 1.0 not in values and time.monotonic() < deadline:  # no request runs: the kernel is idle
+            values += [m["content"]["data"]["state"]["value"] for m in iopub(seconds=0.2)
+                       if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"
+                       and isinstance(m["content"]["data"].get("state", {}).get("value"), float)]
+        assert len(set(values)) >= 3 and values[-1] == 1.0, values  # the bar moved, up to the end
+        assert values == sorted(values)
+        assert set(stored(store).values()) == {"completed"}
+
+        # 2. a kernel interrupt while a cell awaits a run cancels the run: nothing left in progress
+        msg_id = kc.execute(f'r2 = apflow_nb.run(tree(n=20, steps=2000, sleep=0.01), store="{store}")\nawait r2')
+        deadline = time.monotonic() + 20
+        while list(stored(store).values()).count("in_progress") < 20:
+            assert time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.05)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=30)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=30)
+        assert reply["content"]["status"] == "error"
+        statuses = stored(store)
+        assert "in_progress" not in statuses.values() and list(statuses.values()).count("cancelled") == 21
+        iopub(msg_id)
+        msg_id, reply = run_cell("print(r2.status, r2.done(), r2.view.drawer.bar.bar_style)")
+        out = "".join(m["content"].get("text", "") for m in iopub(msg_id) if m["msg_type"] == "stream")
+        assert out.split() == ["cancelled", "True", "warning"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
