@@ -1,24 +1,22 @@
-"""Turning what the user passes as ``store`` into an Engine, and reading tables it may lack."""
+"""What the user passes as ``store`` -> an Engine; which tables and columns that store really has."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, column, inspect, table
 from sqlalchemy.engine import make_url
 
 TASKS = "apflow_tasks"
 EVENTS = "apflow_task_events"
 
 
-def resolve_engine(store: Any = None) -> Engine:
+def resolve_engine(store: Any = None) -> Engine | None:
     """None (the default store), a URL, an Engine, a Session or a TaskManager -> an Engine.
 
-    DuckDB files (``duckdb:///path``, the original project's default store) open read-only.
+    ``duckdb:///file`` (the original aipartnerupflow's default store) opens read-only. A SQLite
+    file that does not exist gives None (an empty store): reading never creates a store.
     """
-    if store is None:
-        from apflow_nb.core.storage.session import get_engine
-
-        return get_engine()
     if isinstance(store, Engine):
         return store
     bind = getattr(store, "get_bind", None)
@@ -27,52 +25,41 @@ def resolve_engine(store: Any = None) -> Engine:
     db = getattr(store, "db", None)
     if db is not None and callable(getattr(db, "get_bind", None)):  # a TaskManager
         return db.get_bind()
-    if isinstance(store, str):
-        url = make_url(store)
-        if url.get_backend_name() == "duckdb":
-            return _duckdb_engine(store)
-        from apflow_nb.core.storage.session import get_engine
+    if store is not None and not isinstance(store, str):
+        raise TypeError(f"store must be a URL, an Engine, a Session or a TaskManager, not {type(store).__name__}")
+    from apflow_nb.core.storage.session import default_database_url, get_engine
 
-        return get_engine(store)
-    raise TypeError(f"store must be a URL, an Engine, a Session or a TaskManager, not {type(store).__name__}")
+    url = store or default_database_url()
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "duckdb":
+        from apflow_nb.analysis.duckdb_compat import duckdb_engine
 
-
-_duck: dict[str, Engine] = {}
-
-
-def _duckdb_engine(url: str) -> Engine:
-    engine = _duck.get(url)
-    if engine is None:
-        try:
-            import duckdb_engine  # noqa: F401
-        except ImportError as exc:
-            raise ImportError("reading DuckDB stores needs duckdb-engine: pip install 'apflow_nb[duckdb]'") from exc
-        engine = create_engine(url, connect_args={"read_only": True})
-        _duck[url] = engine
-    return engine
-
-
-def reflect(engine: Engine, name: str) -> Any:
-    """The table with the columns it really has in the store, or None when it does not exist.
-
-    Columns are read from an empty ``SELECT *`` rather than the dialect's reflection, which some
-    drivers (duckdb-engine under SQLAlchemy 2.1) cannot answer.
-    """
-    from sqlalchemy import column, table
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        with engine.connect() as conn:
-            result = conn.exec_driver_sql(f"SELECT * FROM {name} WHERE 1 = 0")
-            names = list(result.keys())
-            result.close()
-    except DBAPIError:
+        return duckdb_engine(url)
+    if backend == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not str(parsed.database).startswith("file:") and not Path(parsed.database).exists():
         return None
-    return table(name, *[column(n) for n in names])
+    return get_engine(url)
+
+
+def table_of(conn: Connection, name: str) -> Any:
+    """A lightweight table with the columns (and their types) ``name`` really has in the store, or
+    None when the store has no such table. Connection errors propagate (a wrong URL is never an
+    empty store)."""
+    inspector = inspect(conn)
+    if not inspector.has_table(name):
+        return None
+    if conn.dialect.name == "duckdb":  # duckdb-engine cannot reflect columns under SQLAlchemy 2.1
+        from apflow_nb.analysis.duckdb_compat import columns_of
+
+        found = columns_of(conn, name)
+    else:
+        found = [(c["name"], c["type"]) for c in inspector.get_columns(name)]
+    return table(name, *[column(n, t) for n, t in found])
 
 
 def dispose_stores() -> None:
-    """Close the read-only DuckDB engines opened by history()."""
-    for engine in _duck.values():
-        engine.dispose()
-    _duck.clear()
+    """Close the read-only DuckDB engines history() and events() opened (releases the files)."""
+    from apflow_nb.analysis.duckdb_compat import dispose_stores as _dispose
+
+    _dispose()

@@ -1,0 +1,148 @@
+"""Typed pandas columns: the same dtypes whether a frame has 0 rows or 100,000.
+
+Text columns get pandas' default string dtype (``str`` on pandas 3, ``object`` on pandas 2);
+timestamps are ``datetime64[us, UTC]``; priority is nullable ``Int64``; depth ``int64``;
+progress and duration_s ``float64``. A custom column's dtype follows its SQL type (JSON columns
+hold decoded values). Flattened ``inputs.*`` / ``result.*`` columns get the dtype pandas infers
+from their values, as ``pd.DataFrame`` would.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from apflow_nb.analysis.columns import EVENT_COLUMNS, HISTORY_COLUMNS
+
+TIME_DTYPE = "datetime64[us, UTC]"
+TEXT_DTYPE = pd.Series(["text"]).dtype  # what this pandas infers for strings: str (pandas 3) or object
+
+
+def objects(values: Sequence[Any]) -> pd.Series:
+    return pd.Series(values if isinstance(values, (list, tuple)) else list(values), dtype=object)
+
+
+def texts(values: Sequence[Any]) -> pd.Series:
+    if pd.api.types.is_object_dtype(TEXT_DTYPE):
+        return objects(values)
+    return pd.Series(values if isinstance(values, (list, tuple)) else list(values), dtype=TEXT_DTYPE)
+
+
+def floats(values: Sequence[Any]) -> np.ndarray:
+    try:
+        return np.array(values, dtype="float64")
+    except (TypeError, ValueError):  # e.g. Decimal from some drivers
+        return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+
+
+def integers(values: Sequence[Any]) -> Any:
+    try:
+        return pd.array(values, dtype="Int64")
+    except (TypeError, ValueError):
+        return pd.array([None if v is None else int(v) for v in values], dtype="Int64")
+
+
+def booleans(values: Sequence[Any]) -> Any:
+    return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+
+
+def timestamps(values: Sequence[Any]) -> pd.Series:
+    """Stored times -> UTC: ISO text (SQLite), datetimes (naive ones are UTC), or epoch microseconds (DuckDB)."""
+    first = next((v for v in values if v is not None), None)
+    if first is None:
+        return pd.Series(pd.NaT, index=range(len(values)), dtype=TIME_DTYPE)
+    if isinstance(first, str):
+        parsed = pd.to_datetime(objects(values), utc=True, format="ISO8601")
+    elif isinstance(first, (int, np.integer)) and not isinstance(first, bool):
+        parsed = pd.to_datetime(pd.Series(values, dtype="Int64"), unit="us", utc=True)
+    elif isinstance(first, _dt.datetime):
+        parsed = pd.to_datetime(objects(values), utc=True)
+    else:  # dates, or something else a driver returned
+        parsed = pd.to_datetime(objects(values), utc=True, format="mixed")
+    return parsed.astype(TIME_DTYPE)
+
+
+def typed(kind: str, values: Sequence[Any]) -> Any:
+    """A custom column's values as the dtype of its SQL type (see ``query.kind_of``)."""
+    if kind == "json":
+        from apflow_nb.analysis.flatten import decode_all
+
+        return objects(decode_all(values))
+    if kind == "time":
+        return timestamps(values)
+    if kind == "int":
+        return integers(values)
+    if kind == "float":
+        return floats(values)
+    if kind == "bool":
+        return booleans(values)
+    if kind == "text" and all(v is None or isinstance(v, str) for v in values):
+        return texts(values)
+    return objects(values)
+
+
+def history_frame(base: dict[str, Any], extra: dict[str, Sequence[Any]],
+                  custom: dict[str, tuple[str, Sequence[Any]]]) -> pd.DataFrame:
+    """One frame from the fixed columns (raw values), the flattened ones and the custom ones ((kind, values))."""
+    n = len(base["task_id"])
+    created, started, completed = (timestamps(base[k]) for k in ("created_at", "started_at", "completed_at"))
+    columns: dict[str, Any] = {
+        "task_id": texts(base["task_id"]),
+        "root_id": texts(base["root_id"]),
+        "parent_id": texts(base["parent_id"]),
+        "depth": np.asarray(base["depth"], dtype="int64").reshape(n),
+        "name": texts(base["name"]),
+        "executor": texts(base["executor"]),
+        "status": texts(base["status"]),
+        "priority": integers(base["priority"]),
+        "user_id": texts(base["user_id"]),
+        "created_at": created,
+        "started_at": started,
+        "completed_at": completed,
+        "duration_s": (completed - started).dt.total_seconds().astype("float64"),
+        "progress": floats(base["progress"]),
+        "error": texts(base["error"]),
+    }
+    for prefix in ("inputs", "result"):
+        for name in sorted(k for k in extra if k == prefix or k.startswith(prefix + ".")):
+            values = extra[name]
+            # pandas infers each flattened column's dtype; one with no value at all stays object
+            columns[name] = values if n and any(v is not None for v in values) else objects(values)
+    for name, (kind, values) in custom.items():
+        columns[name] = typed(kind, values)
+    return pd.DataFrame(columns)
+
+
+def newest_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by created_at descending, then task_id ascending (what ``ORDER BY created_at DESC, id``
+    gives; tasks without a creation time last)."""
+    if len(frame) < 2:
+        return frame
+    created = frame["created_at"].array.asi8.copy()
+    created[frame["created_at"].isna().to_numpy()] = np.iinfo("int64").min + 1
+    order = np.lexsort((frame["task_id"].to_numpy(dtype=object), -created))
+    if (order[1:] > order[:-1]).all():
+        return frame
+    return frame.take(order).reset_index(drop=True)
+
+
+def empty_history(custom: Sequence[tuple[str, str]] = (), flatten: bool = True) -> pd.DataFrame:
+    """The frame of a store with no (matching) tasks: the same columns and dtypes as a full one."""
+    extra = {} if flatten else {"inputs": [], "result": []}
+    return history_frame({k: [] for k in HISTORY_COLUMNS}, extra, {name: (kind, []) for name, kind in custom})
+
+
+def events_frame(rows: dict[str, Sequence[Any]]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "event_id": np.asarray(rows["event_id"], dtype="int64"),
+        "event_type": texts(rows["event_type"]),
+        "task_id": texts(rows["task_id"]),
+        "root_id": texts(rows["root_id"]),
+        "name": texts(rows["name"]),
+        "status": texts(rows["status"]),
+        "progress": floats(rows["progress"]),
+        "timestamp": timestamps(rows["timestamp"]),
+        "payload": objects(rows["payload"]),
+    }, columns=EVENT_COLUMNS)
