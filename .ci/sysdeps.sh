@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the full test suite needs, only when missing:
-# chromium (the browser test) and postgresql (the shared-store tests start their own server).
+# chromium (the browser test) and postgresql (the shared-store tests start their own server); make, when a bare
+# image lacks it (.ci/run calls this script before `make venv`).
 set -euo pipefail
 need=()
+command -v make >/dev/null 2>&1 || need+=(make)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
