@@ -42,7 +42,8 @@ def child(shape: str, n: int) -> None:
     import asyncio
     import resource
 
-    os.chdir(tempfile.mkdtemp(prefix="apflow-bench-"))
+    workdir = tempfile.TemporaryDirectory(prefix="apflow-bench-", ignore_cleanup_errors=True)  # removed below
+    os.chdir(workdir.name)
     t_import = time.perf_counter()
     from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register
     import_s = time.perf_counter() - t_import
@@ -76,7 +77,14 @@ def child(shape: str, n: int) -> None:
         assert stored == len(specs), (stored, len(specs))
         return {"tasks": len(specs), "create_s": create_s, "run_s": run_s, "events": manager.writer.events_written}
 
-    out = asyncio.run(main())
+    try:
+        out = asyncio.run(main())
+    finally:
+        from apflow_nb.core.storage.session import dispose_engines
+
+        dispose_engines()
+        os.chdir(tempfile.gettempdir())
+        workdir.cleanup()
     out.update(shape=shape, n=n, import_s=import_s,
                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out))

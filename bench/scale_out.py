@@ -59,7 +59,8 @@ def main() -> None:
     import dask
     from distributed import Client, LocalCluster
 
-    tmp = tempfile.mkdtemp(prefix="apflow-dask-bench-")
+    tmp_dir = tempfile.TemporaryDirectory(prefix="apflow-dask-bench-", ignore_cleanup_errors=True)  # removed at exit
+    tmp = tmp_dir.name
     local = asyncio.run(run_tree(None, args.tasks, args.ms, f"sqlite:///{tmp}/local.db"))
     with dask.config.set({"distributed.worker.daemon": False}):
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
