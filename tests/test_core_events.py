@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 
 from apflow_nb import ExecutableTask, TaskTreeNode, create_session, executor_register, subscribe
 from apflow_nb.core.events import Event, EventBus, EventType

@@ -1,7 +1,6 @@
 """StorageExtension used for real, tools reachable from executors, built-in executors."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from apflow_nb import (BaseTask, ExecutableTask, TaskTreeNode, executor_register, get_registry, hook_register,
+from apflow_nb import (ExecutableTask, TaskTreeNode, executor_register, get_registry, hook_register,
                        register_post_hook, register_pre_hook, register_task_tree_hook, storage_register,
                        tool_register)
 from apflow_nb.core.extensions.types import ExtensionCategory

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Column, String, text
 
 from apflow_nb import TaskManager, TaskTreeNode, create_session, executor_register, set_task_model_class
-from apflow_nb.core.errors import SchemaMismatchError, UnknownTaskFieldError
+from apflow_nb.core.errors import UnknownTaskFieldError
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel
 
 

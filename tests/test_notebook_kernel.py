@@ -17,10 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
-from sqlalchemy import text
 
-from apflow_nb import create_session
-from apflow_nb.core.storage.session import dispose_engines
+from tests.store_helpers import stored_statuses as stored
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -135,15 +133,6 @@ def test_without_ipywidgets_a_live_html_display_ends_on_the_final_frame(kernel_e
     assert WIDGET_VIEW not in data and 'data-status="completed"' in data["text/html"]
     assert "completed · 4/4 done" in data["text/plain"]
     assert "widgets" not in nb.metadata  # no widget state: GitHub and nbconvert render the HTML
-
-
-def stored(url):
-    db = create_session(url)
-    try:
-        return dict(db.execute(text("select id, status from apflow_tasks")).all())
-    finally:
-        db.close()
-        dispose_engines()
 
 
 def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kernel_env, tmp_path):

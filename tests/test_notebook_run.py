@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import text
 
 import apflow_nb
 from apflow_nb import ExecutableTask, TaskManager, create_session, executor_register
 from apflow_nb.core.errors import NestedLoopError
+from tests.store_helpers import stored_statuses as stored
 
 
 class Slow(ExecutableTask):
@@ -32,14 +32,6 @@ def fifty(steps=100, n=50):
 @pytest.fixture(autouse=True)
 def _slow():
     executor_register(Slow)
-
-
-def stored(url):
-    db = create_session(url)
-    try:
-        return dict(db.execute(text("select id, status from apflow_tasks")).all())
-    finally:
-        db.close()
 
 
 async def test_await_gives_the_final_tree_and_frame(db):

@@ -5,7 +5,6 @@ before anything is written; afterwards the store is consistent."""
 from __future__ import annotations
 
 import asyncio
-import math
 from datetime import datetime
 
 import pytest

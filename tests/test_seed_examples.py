@@ -4,7 +4,6 @@ surrounds it supplies the names the page assumes (a session, a task manager, ``l
 and checks what the example should achieve."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from datetime import datetime
