@@ -31,9 +31,18 @@ class Spin(ExecutableTask):
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.cancellation_checker():
-                return {"status": "cancelled", "stopped_on_worker": os.getpid()}
+                for _ in range(50):  # cancel() is scheduled on this loop right after the checker turns true
+                    if getattr(self, "cancel_ran_in", None):
+                        break
+                    await asyncio.sleep(0.02)
+                return {"status": "cancelled", "stopped_on_worker": os.getpid(),
+                        "cancel_ran_in": getattr(self, "cancel_ran_in", None)}
             await asyncio.sleep(0.02)
         return {"status": "completed"}
+
+    async def cancel(self):
+        self.cancel_ran_in = os.getpid()
+        return {"status": "cancelled"}
 
 
 class Suicide(ExecutableTask):
@@ -101,7 +110,9 @@ async def test_cancellation_reaches_the_worker(dask_manager):
     await dask_manager.cancel_task("s")
     await running
     assert root.task.status == "cancelled"
-    assert root.task.result.get("stopped_on_worker") not in (None, os.getpid()), root.task.result  # stopped on the worker
+    worker_pid = root.task.result.get("stopped_on_worker")
+    assert worker_pid not in (None, os.getpid()), root.task.result  # stopped on the worker
+    assert root.task.result.get("cancel_ran_in") == worker_pid, root.task.result  # and cancel() ran there too
     assert time.perf_counter() - t0 < 2.0
 
 

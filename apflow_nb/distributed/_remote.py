@@ -49,6 +49,18 @@ class _WorkerEventQueue:
         return 0
 
 
+async def _call_cancel(executor: Any) -> None:
+    """Await the executor's ``cancel()`` (sync or async); its errors stay on the worker, logged."""
+    try:
+        outcome = executor.cancel()
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:  # the notebook's copy reports cancel() errors; here they must not kill execute()
+        import logging
+
+        logging.getLogger("apflow_nb.distributed").exception("apflow_nb: cancel() raised on the worker")
+
+
 def execute_on_worker(payload: bytes, inputs: dict[str, Any], task_id: str, topic: str, cancel_name: str) -> Any:
     """Unpickle the executor, wire its queue and checker, run ``execute`` to the end, return its result."""
     import cloudpickle
@@ -60,13 +72,21 @@ def execute_on_worker(payload: bytes, inputs: dict[str, Any], task_id: str, topi
     done = threading.Event()
     cancel_event = Event(cancel_name, client=get_client())  # explicit: it is waited on from another thread
 
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
     def watch() -> None:
         try:
             cancel_event.wait()  # set by the notebook on cancel, or below once the task is done
         except Exception:
             return
-        if not done.is_set():
-            cancelled.set()
+        if done.is_set():
+            return
+        cancelled.set()
+        if loop_box:  # the executor's cancel() runs here too, on the worker's copy, where the work is
+            try:
+                asyncio.run_coroutine_threadsafe(_call_cancel(executor), loop_box[0])
+            except RuntimeError:  # the loop already closed: execute() returned meanwhile
+                pass
 
     watcher = threading.Thread(target=watch, name=f"apflow-cancel-{task_id[:8]}", daemon=True)
     watcher.start()
@@ -76,6 +96,9 @@ def execute_on_worker(payload: bytes, inputs: dict[str, Any], task_id: str, topi
     executor.cancellation_checker = cancelled.is_set
 
     async def main() -> Any:
+        loop_box.append(asyncio.get_running_loop())
+        if cancelled.is_set():  # cancelled before the loop existed: the watcher could not schedule cancel()
+            asyncio.ensure_future(_call_cancel(executor))
         result = executor.execute(inputs)
         if inspect.isawaitable(result):
             result = await result

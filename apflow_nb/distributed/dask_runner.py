@@ -5,7 +5,9 @@
   ``Client.subscribe_topic``), coalesced on the worker to ten progress messages a second per task,
   and enter the notebook's event stream like local ones.
 - Cancellation sets a ``distributed.Event`` the worker watches: the executor's
-  ``cancellation_checker()`` turns true there. ``cancel()`` runs here, on the notebook's copy.
+  ``cancellation_checker()`` turns true there and its ``cancel()`` is awaited there, on the worker's copy
+  (where the work and its resources are); the manager also awaits the notebook's copy's ``cancel()``,
+  as for a local task, for the result it records.
 - A worker that dies while running a task fails the task with an error saying so; the rest of
   the tree goes on under the usual dependency rules.
 """
