@@ -57,11 +57,10 @@ async def measure(tag, display, tasks, per_task, pause):
     return {"wall": wall, "cpu": cpu, "events": tasks * per_task, "delivered": run._subscription.delivered,
             "redraws": run.view.redraws if run.view is not None else 0}
 
-async def redraw_cost(tasks):
-    """One redraw of a view of ``tasks`` running tasks whose progress all moved since the last."""
+def running_state(tasks):
+    """A run's state with ``tasks`` children of one root, all running (built from events, as a Run's is)."""
     from apflow_nb.core.events import Event, EventType
     from apflow_nb.notebook.progress import RunState
-    from apflow_nb.notebook.views.live import LiveView
     state = RunState(root_id="r")
     state.apply(Event(EventType.TREE_STARTED, "r", "r", "in_progress", data={"tasks": [
         {"id": "r", "name": "root", "parent_id": None, "depth": 0, "status": "pending", "executor": "x"}] + [
@@ -69,6 +68,13 @@ async def redraw_cost(tasks):
         for i in range(tasks)]}))
     for i in range(tasks):
         state.apply(Event(EventType.TASK_STARTED, f"t{i}", "r", "in_progress"))
+    return state
+
+async def redraw_cost(tasks):
+    """One redraw of a view of ``tasks`` running tasks whose progress all moved since the last."""
+    from apflow_nb.core.events import Event, EventType
+    from apflow_nb.notebook.views.live import LiveView
+    state = running_state(tasks)
     view = LiveView(state, mode="widget")
     n = 50
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -87,25 +93,14 @@ async def redraw_cost(tasks):
 async def event_cost(tasks):
     """CPU µs per progress event: applied to the state alone (detached) or through the view."""
     from apflow_nb.core.events import Event, EventType
-    from apflow_nb.notebook.progress import RunState
     from apflow_nb.notebook.views.live import LiveView
-
-    def fresh():
-        state = RunState(root_id="r")
-        state.apply(Event(EventType.TREE_STARTED, "r", "r", "in_progress", data={"tasks": [
-            {"id": "r", "name": "root", "parent_id": None, "depth": 0, "status": "pending", "executor": "x"}] + [
-            {"id": f"t{i}", "name": f"t{i}", "parent_id": "r", "depth": 1, "status": "pending", "executor": "e"}
-            for i in range(tasks)]}))
-        for i in range(tasks):
-            state.apply(Event(EventType.TASK_STARTED, f"t{i}", "r", "in_progress"))
-        return state
 
     events = [Event(EventType.TASK_PROGRESS, f"t{i % tasks}", "r", "in_progress", ((i // tasks) % 99 + 1) / 100)
               for i in range(100_000)]
     best = {"detached": 1e9, "attached": 1e9}
     for _ in range(5):
         for mode in best:
-            state = fresh()
+            state = running_state(tasks)
             view = LiveView(state, mode="widget", min_interval=1e9) if mode == "attached" else None
             handle = view.on_event if view is not None else state.apply
             cpu0 = time.process_time()

@@ -14,7 +14,7 @@ from apflow_nb.core.storage.session import dispose_engines
 
 SCRIPT = textwrap.dedent('''
     import asyncio, sys
-    from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register
+    from apflow_nb import ExecutableTask, TaskManager, create_session, executor_register
 
     class Work(ExecutableTask):
         id = "work"
@@ -30,10 +30,7 @@ SCRIPT = textwrap.dedent('''
         # ten finish quickly, fifty are still in flight when the interrupt comes
         specs += [{"id": f"w{i}", "name": "work", "parent_id": "root",
                    "inputs": {"seconds": 0.01 if i < 10 else 30}} for i in range(60)]
-        tasks = manager.task_repository.create_tasks(specs)
-        root = TaskTreeNode(tasks[0])
-        for t in tasks[1:]:
-            root.add_child(t)
+        root = await manager.task_repository.create_task_tree_from_array(specs)
         runner = asyncio.ensure_future(manager.distribute_task_tree(root))
         await asyncio.sleep(0.3)
         print("in flight", flush=True)

@@ -15,7 +15,7 @@ from apflow_nb.core.storage.session import dispose_engines
 
 RUNNER = textwrap.dedent('''
     import asyncio, sys
-    from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register
+    from apflow_nb import ExecutableTask, TaskManager, create_session, executor_register
 
     class Sleepy(ExecutableTask):
         id = "sleepy"
@@ -32,10 +32,7 @@ RUNNER = textwrap.dedent('''
         specs = [{"id": prefix + "root", "name": "aggregate_results_executor",
                   "dependencies": [prefix + str(i) for i in range(20)]}]
         specs += [{"id": prefix + str(i), "name": "sleepy", "parent_id": prefix + "root"} for i in range(20)]
-        tasks = manager.task_repository.create_tasks(specs)
-        root = TaskTreeNode(tasks[0])
-        for t in tasks[1:]:
-            root.add_child(t)
+        root = await manager.task_repository.create_task_tree_from_array(specs)
         run = asyncio.ensure_future(manager.distribute_task_tree(root))
         await asyncio.sleep(0.3)
         print("running", flush=True)
