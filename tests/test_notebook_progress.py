@@ -10,6 +10,7 @@ import pytest
 from apflow_nb import ExecutableTask, TaskManager, create_session, executor_register
 from apflow_nb.core.events import EventType
 from apflow_nb.notebook.progress import FINAL, RunState, TaskRow, _weight
+from tests.waiting import until
 
 GATES: dict[str, asyncio.Event] = {}
 
@@ -44,15 +45,6 @@ def spec(n, fail=(), gate="g"):
     specs = [{"id": "root", "name": "aggregate_results_executor", "dependencies": [f"t{i}" for i in range(n)]}]
     return specs + [{"id": f"t{i}", "name": "gated", "parent_id": "root",
                      "inputs": {"gate": gate, "at": 0.5, "fail": i in fail}} for i in range(n)]
-
-
-async def until(predicate, timeout=10.0):
-    """Yield to the loop until ``predicate()`` holds (fails the test after ``timeout``)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 async def start(db, specs, **kw):

@@ -23,6 +23,7 @@ from apflow_nb.notebook.views.html import render_html
 from apflow_nb.notebook.views.live import WIDGET_MIME, LiveView
 from apflow_nb.notebook.views.text import TextLine, render_text
 from apflow_nb.notebook.views.widget import FOCUS
+from tests.waiting import until
 
 
 class Steps(ExecutableTask):
@@ -49,14 +50,6 @@ def tasks(fail=False, sleep=0.0, n=3):
 @pytest.fixture(autouse=True)
 def _steps():
     executor_register(Steps)
-
-
-async def until(predicate, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 def row_html(table, task_id):
