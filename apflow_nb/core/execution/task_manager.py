@@ -30,7 +30,7 @@ from apflow_nb.core.events import Event, EventBus, EventType, default_bus
 from apflow_nb.core.execution.hooks import call_hook, hook_label
 from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.runner import ExecutionContext, LocalRunner, Runner
-from apflow_nb.core.execution.tree_check import check_dependencies, check_unique
+from apflow_nb.core.tree_check import check_dependencies, check_unique
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
@@ -373,7 +373,7 @@ class TaskManager:
         for node, depth in run.root.walk_with_depth():
             t = node.task
             s = run.states[t.id]
-            out.append({"id": t.id, "name": t.name, "parent_id": node.parent.task.id if node.parent else None,
+            out.append({"id": t.id, "key": getattr(t, "key", None) or t.id, "name": t.name, "parent_id": node.parent.task.id if node.parent else None,
                         "depth": depth, "status": s.status, "executor": executor_id_of(t),
                         "priority": t.priority, "dependencies": [d["id"] for d in s.deps],
                         "progress": 1.0 if s.status == COMPLETED else 0.0})
