@@ -36,7 +36,7 @@ from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.hooks import TREE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
-from apflow_nb.core.storage.recovery import process_identity
+from apflow_nb.core.storage.processes import process_identity
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
 from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
 from apflow_nb.core.types import CANCELLED, COMPLETED, IN_PROGRESS, PENDING, TaskTreeNode
