@@ -133,8 +133,13 @@ class Lifecycle:
                                   "completed_at": now, "updated_at": now}
         if status == COMPLETED:
             values["progress"] = 1.0
+        if s.started:
+            values["attempts"] = s.attempts
         if error:
             data = dict(data or (), error=error)
+        if s.cached_from is not None:
+            values["cached_from"] = s.cached_from
+            data = dict(data or (), cached=True, cached_from=s.cached_from)
         self.change(s, status, values, FINAL_EVENT[status], data)
 
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:

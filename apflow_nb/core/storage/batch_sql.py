@@ -99,6 +99,32 @@ class BatchWriter:
             self._inserts[(id(table), keys)] = plan
         self._run(conn, plan, rows)
 
+    def upsert_rows(self, conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+        """Insert every row, replacing the row with the same ``key`` (all rows have the same columns)."""
+        keys = tuple(rows[0])
+        plan = self._inserts.get((id(table), keys + ("|upsert",)))
+        if plan is None:
+            cols = table.c
+            if self.fast:
+                if self.dialect.name == "sqlite":
+                    from sqlalchemy.dialects.sqlite import insert as dialect_insert
+                else:
+                    from sqlalchemy.dialects.postgresql import insert as dialect_insert
+                stmt = dialect_insert(table).values({k: self._bind(cols[k], k) for k in keys})
+                stmt = stmt.on_conflict_do_update(index_elements=[key],
+                                                  set_={k: stmt.excluded[k] for k in keys if k != key})
+                plan = self._compile(stmt, {k: cols[k] for k in keys})
+            else:
+                plan = ("generic", table, key)
+            self._inserts[(id(table), keys + ("|upsert",))] = plan
+        if plan[0] == "generic":
+            from sqlalchemy import delete
+
+            conn.execute(delete(table).where(table.c[key].in_([r[key] for r in rows])))
+            conn.execute(insert(table), rows)
+            return
+        self._run(conn, plan, rows)
+
     def _run(self, conn: Connection, plan: Any, rows: list[dict[str, Any]]) -> None:
         if not isinstance(plan, tuple):
             conn.execute(plan, rows)
