@@ -140,7 +140,42 @@ def git_label() -> str:
     return f" (git {head}{'+dirty' if git('status', '--porcelain', '--', 'apflow_nb') else ''})"
 
 
-def run_once(engine: str, shape: str, n: int, limit: float) -> dict:
+def result_line(path: Path) -> str | None:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return next((ln for ln in reversed(text.splitlines()) if ln.startswith("BENCH-RESULT ")), None)
+
+
+def supervise(proc: subprocess.Popen, out_path: Path, limit: float, grace: float) -> dict:
+    """Wait for the worker's result line (at most limit + 300 s: start-up comes before its watchdog), then at
+    most `grace` s for the process to exit; what it started is ended either way."""
+    t0 = time.monotonic()
+    reported_at: float | None = None
+    note: dict = {}
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            if reported_at is None and result_line(out_path):
+                reported_at = now
+            if reported_at is None and now - t0 > limit + 300:
+                note = {"timeout": limit + 300, "phase": "setup", "done": 0}
+                break
+            if reported_at is not None and now - reported_at > grace:
+                note = {"exit_s": None}  # still not gone: killed
+                break
+            time.sleep(0.2)
+        else:
+            if reported_at is not None and time.monotonic() - reported_at > 2:
+                note = {"exit_s": round(time.monotonic() - reported_at, 1)}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # e.g. Prefect's API server, if it outlived the run
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return note
+
+
+def run_once(engine: str, shape: str, n: int, limit: float, grace: float = 120.0) -> dict:
     """One run in a fresh process (its own session, temp dir and PREFECT_HOME); whatever it started is ended."""
     group = ENGINES[engine][0]
     py = sys.executable if group is None else peer_python(group)
@@ -150,27 +185,18 @@ def run_once(engine: str, shape: str, n: int, limit: float) -> dict:
         env = {**os.environ, **QUIET_ENV, "TMPDIR": tmp, "PREFECT_HOME": os.path.join(tmp, "prefect-home")}
         for var in ("PREFECT_API_URL", "PREFECT_API_KEY", "APFLOW_NB_DATABASE_URL"):
             env.pop(var, None)
-        err_path = Path(tmp) / "stderr.txt"
+        out_path, err_path = Path(tmp) / "stdout.txt", Path(tmp) / "stderr.txt"
         cmd = [str(py), str(HERE / "peers_worker.py"), engine, shape, str(n), "--limit", str(limit)]
-        with open(err_path, "w") as err:
-            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
-                                    start_new_session=True)
-            try:
-                stdout, _ = proc.communicate(timeout=limit + 300)  # + engine start-up, before the watchdog
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                stdout, _ = proc.communicate()
-                stdout += "\nBENCH-RESULT " + json.dumps({"timeout": limit + 300, "phase": "setup", "done": 0})
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # e.g. Prefect's API server, if it outlived the run
-                except ProcessLookupError:
-                    pass
-        line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("BENCH-RESULT ")), None)
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=err, start_new_session=True)
+            note = supervise(proc, out_path, limit, grace)
+        line = result_line(out_path)
         if line is None:
+            if "timeout" in note:
+                return note
             tail = err_path.read_text(errors="replace").strip().splitlines() or ["no output"]
             return {"error": f"exit {proc.returncode}: {tail[-1][:300]}", "phase": "?"}
-        return json.loads(line[len("BENCH-RESULT "):])
+        return {**json.loads(line[len("BENCH-RESULT "):]), **note}
 
 
 def measure(engine: str, shape: str, n: int, repeat: int, limit: float) -> dict:
@@ -253,14 +279,17 @@ def notes(row: dict) -> str:
     if "stored_at_return" in row:
         out.append(f"{row['stored_at_return']:,} of {row['stored_expected']:,} task runs stored when the flow "
                    f"returned, {row['stored_final']:,} after {row['stored_after_s']:.1f} s more")
+    if "exit_s" in row:
+        out.append(f"the process took {row['exit_s']:.0f} s to exit after reporting" if row["exit_s"] is not None
+                   else "the process had not exited 120 s after reporting: killed")
     if "error" in row:
         out.append(row["error"][:160].replace("|", "/"))
     return "; ".join(out) or "-"
 
 
 def detail_table(results: dict, shapes: list[str], sizes: list[int], engines: list[str]) -> list[str]:
-    lines = ["| shape | N | engine | create µs/task | run µs/task | total µs/task | × ours | peak RSS MB | "
-             "start-up s | runs | notes |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| shape | N | engine | create µs/task | run µs/task | total µs/task | × ours | CPU µs/task | "
+             "peak RSS MB | start-up s | runs | notes |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for shape in shapes:
         for n in sizes:
             ours = total_us(results.get(("apflow-file", shape, n), {}))
@@ -272,10 +301,11 @@ def detail_table(results: dict, shapes: list[str], sizes: list[int], engines: li
                 rss = f"{row['peak_rss_mb']:,.0f}" if "peak_rss_mb" in row else "-"
                 setup = f"{row['setup_s']:.2f}" if "setup_s" in row else "-"
                 if bad or "run_s" not in row:
-                    figures = f"{bad} | | | |"
+                    figures = f"{bad} | | | | |"
                 else:
                     c, r = (1e6 * row[k] / row["tasks"] for k in ("create_s", "run_s"))
-                    figures = f"{c:,.1f} | {r:,.1f} | {c + r:,.1f} | {ratio(c + r, ours)} |"
+                    cpu = 1e6 * row.get("cpu_s", float("nan")) / row["tasks"]
+                    figures = f"{c:,.1f} | {r:,.1f} | {c + r:,.1f} | {ratio(c + r, ours)} | {cpu:,.1f} |"
                 lines.append(f"| {shape} | {n:,} | {engine} | {figures} {rss} | {setup} | {row.get('runs', 0)} "
                              f"| {notes(row)} |")
     return lines
@@ -286,7 +316,9 @@ def render(results: dict, args: argparse.Namespace, header: str, took: float | N
     for shape in args.shapes:
         parts += summary_table(results, shape, args.sizes, args.engines) + [""]
     parts += ["All measurements (start-up = engine start before create: schema, cluster, API server; not in the "
-              "per-task figures; peak RSS = ru_maxrss of the measuring process):", ""]
+              "per-task figures; CPU = the measuring process's user + system CPU over create + run, all its "
+              "threads, which a busy machine disturbs less than wall time; peak RSS = ru_maxrss of that "
+              "process):", ""]
     parts += detail_table(results, args.shapes, args.sizes, args.engines)
     if took is not None:
         parts += ["", f"(peers.py took {took:.0f} s; load average at the end "
@@ -340,6 +372,7 @@ def main() -> None:
     parser.add_argument("--no-results", action="store_true", help="print only (bench/run_all.py uses this)")
     args = parser.parse_args()
     ensure_project_python()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the running worker's group is ended too
     args.sizes = sorted(args.sizes or ([100] if args.quick else [100, 1000, 10000]))
     args.repeat = args.repeat or (1 if args.quick else 3)
     if "apflow-file" not in args.engines:

@@ -9,7 +9,7 @@ each engine's own imports happen inside its function (bench/peers_engines.py hol
 
 The last line on stdout is ``BENCH-RESULT {json}`` with: engine, version, tasks, setup_s (engine start:
 schema, cluster, API server; not part of the per-task figures), create_s (building the tree or graph),
-run_s (running it to the end), peak_rss_mb (ru_maxrss of this process), child_rss_mb (peak RSS of live
+run_s (running it to the end), cpu_s (this process's CPU time over create + run), peak_rss_mb (ru_maxrss of this process), child_rss_mb (peak RSS of live
 child processes, e.g. Prefect's API server), done (how many trivial tasks ran) and checks. A run still
 busy ``--limit`` seconds after create began is stopped by a watchdog that reports ``timeout`` with how
 many tasks had run; an exception is reported as ``error`` with its type (e.g. RecursionError) and phase.
@@ -111,6 +111,12 @@ def start_watchdog(limit: float, out: dict) -> threading.Timer:
     return timer
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Cell:
     """Timing of one run: setup, then create and run, each a phase the watchdog can name."""
 
@@ -123,6 +129,7 @@ class Cell:
     def setup_done(self, version: str) -> None:
         self.out.update(version=version, setup_s=time.perf_counter() - self.t0)
         T_START[0] = time.perf_counter()
+        self.cpu0 = cpu_seconds()
         self.timer = start_watchdog(self.limit, self.out)
         PHASE[0] = "create"
         self.t0 = time.perf_counter()
@@ -134,6 +141,7 @@ class Cell:
 
     def ran(self) -> None:
         self.out["run_s"] = time.perf_counter() - self.t0
+        self.out["cpu_s"] = cpu_seconds() - self.cpu0
         PHASE[0] = "checks"
         if self.timer is not None:
             self.timer.cancel()
