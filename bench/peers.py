@@ -80,6 +80,7 @@ REQUIREMENTS = {
 QUIET_ENV = {  # no telemetry, no phoning home; Prefect's ephemeral server only
     "DO_NOT_TRACK": "1", "HAMILTON_TELEMETRY_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",  # its default, 20 s, fails on a busy machine
 }
 
 

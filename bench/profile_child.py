@@ -2,7 +2,8 @@
 
     python bench/profile_child.py plain N       # timings only (create, run), no profiler: the reference figures
     python bench/profile_child.py cprofile N    # cProfile of create and of run, separately
-    python bench/profile_child.py memory N      # tracemalloc snapshots after create and after run, live objects
+    python bench/profile_child.py memory N      # tracemalloc: the peak traced size of create and of run
+    python bench/profile_child.py memory N '{"create": BYTES, "run": BYTES}'   # + snapshots near those peaks
 
 The workload is bench/peers.py's apflow-file cell: a flat tree (a root and N children, bench/core.py
 ``build_specs``) stored with ``create_task_tree_from_array`` into the default SQLite file (a fresh temp cwd),
@@ -81,6 +82,7 @@ def workload(n: int) -> tuple[Callable[[], Any], Callable[[Any], Any], Any]:
 
 
 WORKLOAD: dict[str, Any] = {}
+FRAMES = 12  # tracemalloc frames kept per allocation: enough to reach our code from most SQLAlchemy internals
 
 
 def plain(n: int) -> dict:
@@ -168,11 +170,11 @@ def site_of(tb: Any) -> str:
 def snapshot_digest(snap: Any, n: int) -> dict:
     import tracemalloc
 
-    snap = snap.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__),
-                               tracemalloc.Filter(False, "<unknown>")])
     by_cat: Counter = Counter()
     by_site: Counter = Counter()
     for stat in snap.statistics("traceback"):
+        if any(f.filename == tracemalloc.__file__ for f in stat.traceback):
+            continue  # the watcher's own snapshots
         inner = stat.traceback[-1] if len(stat.traceback) else None
         by_cat[category(inner.filename) if inner else "?"] += stat.size
         by_site[site_of(stat.traceback)] += stat.size
@@ -187,12 +189,13 @@ def live_types(baseline: Counter) -> list[tuple[str, int]]:
 
 
 class PeakWatcher:
-    """A thread that snapshots tracemalloc whenever the traced size passes 1.05x the last snapshot's: it gets the
-    GIL every few ms, also inside long synchronous stretches of the loop, so it sees transient peaks too."""
+    """A thread that follows tracemalloc's traced size every ~2 ms (it gets the GIL inside long synchronous
+    stretches of the loop too) and, given a target, takes one snapshot the first time the size reaches it."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: int | None) -> None:
         import threading
 
+        self.target = target
         self.snapshot: Any = None
         self.size = 0
         self.stop = threading.Event()
@@ -203,7 +206,7 @@ class PeakWatcher:
 
         while not self.stop.wait(0.002):
             current = tracemalloc.get_traced_memory()[0]
-            if current > 1.05 * self.size:
+            if self.target and self.snapshot is None and current >= self.target:
                 self.snapshot, self.size = tracemalloc.take_snapshot(), current
 
     def __enter__(self) -> "PeakWatcher":
@@ -215,39 +218,48 @@ class PeakWatcher:
         self.thread.join()
 
 
-def memory(n: int) -> dict:
+def memory(n: int, targets: dict | None = None) -> dict:
+    """tracemalloc over create and run. Without targets: only the peak traced size of each phase (cheap). With
+    targets (bytes per phase, e.g. 95% of a first pass's peaks): also a snapshot when the traced size first
+    reaches each target, and snapshots after create and after run, digested once tracing has stopped."""
     import tracemalloc
 
     create, run, _ = workload(n)
     gc.collect()
     baseline: Counter = Counter(type(o).__qualname__ for o in gc.get_objects())
-    tracemalloc.start(25)
-    with PeakWatcher() as create_peak:
+    snaps: dict[str, Any] = {}
+    tracemalloc.start(FRAMES)
+    with PeakWatcher(targets and targets["create"]) as create_peak:
         root = create()
-    create_traced_peak = tracemalloc.get_traced_memory()[1]
-    snap_create = tracemalloc.take_snapshot()
+    peaks = {"create": tracemalloc.get_traced_memory()[1]}
+    if targets:
+        snaps["after_create"] = tracemalloc.take_snapshot()
     types_create = live_types(baseline)
     tracemalloc.reset_peak()
-    with PeakWatcher() as run_peak:
+    with PeakWatcher(targets and targets["run"]) as run_peak:
         result = run(root)
-    current, peak = tracemalloc.get_traced_memory()
-    snap_run = tracemalloc.take_snapshot()
+    current, peaks["run"] = tracemalloc.get_traced_memory()
+    if targets:
+        snaps["after_run"] = tracemalloc.take_snapshot()
     types_run = live_types(baseline)
     tracemalloc.stop()  # digests (which read source lines) only now, untraced
     assert result.tree_status == "completed"
-    out: dict = {"traced_peak_create": create_traced_peak, "traced_peak_run": peak, "traced_end": current,
+    out: dict = {"traced_peak_create": peaks["create"], "traced_peak_run": peaks["run"], "traced_end": current,
                  "types_after_create": types_create, "types_after_run": types_run}
-    for name, snap, size in (("largest_during_create", create_peak.snapshot, create_peak.size),
-                             ("after_create", snap_create, None), ("largest_during_run", run_peak.snapshot,
-                                                                   run_peak.size), ("after_run", snap_run, None)):
+    snaps["near_peak_of_create"], snaps["near_peak_of_run"] = create_peak.snapshot, run_peak.snapshot
+    sizes = {"near_peak_of_create": create_peak.size, "near_peak_of_run": run_peak.size}
+    for name, snap in snaps.items():
         if snap is not None:
-            out[name] = {**snapshot_digest(snap, n), "traced_when_taken": size}
+            out[name] = {**snapshot_digest(snap, n), "traced_when_taken": sizes.get(name)}
     return out
 
 
 def main() -> None:
     mode, n = sys.argv[1], int(sys.argv[2])
-    out = {"plain": plain, "cprofile": cprofile, "memory": memory}[mode](n)
+    if mode == "memory" and len(sys.argv) > 3:
+        out = memory(n, json.loads(sys.argv[3]))
+    else:
+        out = {"plain": plain, "cprofile": cprofile, "memory": memory}[mode](n)
     out.update(mode=mode, n=n, tasks=n + 1)
     from apflow_nb.core.storage.session import dispose_engines
 
