@@ -344,10 +344,19 @@ def write_section(path: Path, body: str) -> None:
     path.write_text("".join(lines))
 
 
+def busy_note(load: float) -> str:
+    """A warning when other work shared the machine (load average above its core count)."""
+    cores = os.cpu_count() or 1
+    return (f" **The machine was shared: load average {load:.1f} on {cores} cores. Wall times are inflated (engines "
+            "with threads or a server process more so); compare the CPU column, and re-run on a quiet machine for "
+            "the record.**") if load > cores else ""
+
+
 def header_text(args: argparse.Namespace) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{dt.datetime.now().strftime('%Y-%m-%d %H:%M')}; {os.cpu_count()} cores; Python "
             f"{platform.python_version()} ({platform.python_implementation()}); load average at start {load}."
+            f"{busy_note(os.getloadavg()[0])}"
             f"{' **Quick run: not for the record.**' if args.quick else ''} Trees: bench/core.py `build_specs` "
             "(flat = root + N independent children; chain = N tasks, each on the previous one's result; fan-in = "
             "N independent + 1 aggregator of all N results); every task counts itself and returns a small dict. "
