@@ -38,9 +38,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def _as_runner(runner: Any) -> Any:
     """A Dask client or scheduler address becomes a DaskRunner; a Runner (or None) stays as it is."""
-    from apflow_nb.core.execution.runner import Runner
-
-    if runner is None or isinstance(runner, Runner):
+    if runner is None or type(runner).__module__.split(".")[0] != "distributed" and not isinstance(runner, str):
         return runner
     from apflow_nb.distributed import DaskRunner
 
