@@ -56,7 +56,8 @@ def plan(spec: GraphSpec, max_nodes: int = MAX_NODES, expanded: Collection[str] 
         for rule in (_by_executor, _by_parent, _by_subtree(spec)):
             keys = [_key_for(spec, i, rule, expanded) for i in range(n)]
             keys = _split_cycles(keys, raw, layer)
-            if len(set(keys)) <= max_nodes:
+            singles = sum(1 for i, k in enumerate(keys) if k[0] == "t" and spec.tasks[i].parent_id is not None)
+            if len(set(keys)) - singles <= max_nodes:  # tasks the user expanded do not count
                 break
     return _build(spec, keys, raw, grouped)
 
@@ -70,6 +71,8 @@ def _key_for(spec: GraphSpec, i: int, rule: Callable[[GraphSpec, int], Key], exp
     t = spec.tasks[i]
     if t.parent_id is None:
         return ("t", t.id)
+    if expanded and group_key(_by_executor(spec, i)) in expanded:
+        return ("t", t.id)  # expanded by the user, whichever rule applies now
     key = rule(spec, i)
     return ("t", t.id) if group_key(key) in expanded else key
 
