@@ -178,3 +178,40 @@ async def test_graph_of_a_running_run_reflects_its_events(db, executors):
     assert node_status(graph(run).svg(), "w") == "in_progress"
     await run
     assert node_status(graph(run).svg(), "w") == "completed"
+
+
+def running_state(spec, statuses=None):
+    state = RunState(root_id=spec.root_id)
+    state.apply(Event(EventType.TREE_STARTED, spec.root_id, spec.root_id, "in_progress", data={"tasks": [
+        {"id": t.id, "key": t.key, "name": t.name, "parent_id": t.parent_id, "depth": t.depth, "status": "pending",
+         "executor": t.executor} for t in spec.tasks]}))
+    return state
+
+
+def test_graph_drawer_widgets_update_live_and_expand_on_request():
+    from apflow_nb.notebook.graph._drawer import GraphDrawer
+
+    tasks = [{"id": "root", "name": "agg", "dependencies": [f"t{i}" for i in range(400)]}]
+    tasks += [{"id": f"t{i}", "name": "fetch" if i % 2 else "parse", "parent_id": "root"} for i in range(400)]
+    spec = spec_from_array(tasks)
+    drawer = GraphDrawer(spec, panels_every=3600)
+    state = running_state(spec)
+    drawer.draw(state)
+    scope = next(c for c in drawer.root._dom_classes if c.endswith("-live"))
+    assert f".{scope}:has(#" in drawer.picker.value and drawer.picker.value.count('type="radio"') == 4
+    assert [o for o, _ in drawer.expand.options][1:] == ["parse ×200 in root", "fetch ×200 in root"]
+    picker, panels = drawer.picker.value, drawer.panels.value
+    assert node_status(drawer.graph.value, "pe|root|fetch") == "pending"
+    for i in range(1, 400, 2):
+        state.apply(Event(EventType.TASK_STARTED, f"t{i}", "root", "in_progress"))
+    state.apply(Event(EventType.TASK_FAILED, "t1", "root", "failed", data={"error": "boom"}))
+    drawer.draw(state)
+    assert node_status(drawer.graph.value, "pe|root|fetch") == "failed"  # a failure colours its cluster
+    assert drawer.picker.value == picker and drawer.panels.value == panels  # panels wait (rate limit)
+    drawer.draw(state, final=True)
+    assert drawer.panels.value != panels and "1 failed" in drawer.panels.value
+    drawer.expand.value = next(v for o, v in drawer.expand.options if o.startswith("fetch"))
+    assert drawer.picker.value != picker  # laid out again: new radios for the new boxes
+    assert node_status(drawer.graph.value, "t1") == "failed" and node_status(drawer.graph.value, "t3") == "in_progress"
+    assert [o for o, _ in drawer.expand.options][1:] == ["parse ×200 in root"]
+    assert "t1" in drawer.static_html(state)
