@@ -17,8 +17,14 @@ from apflow_nb.notebook.graph._model import GraphSpec
 
 VALUE_CHARS = 1200
 ERROR_CHARS = 6000
-MEMBERS_SHOWN = 40
-_CELL = "padding:1px 8px 1px 0;vertical-align:top"
+MEMBERS_SHOWN = 20
+
+
+def panel_css(scope: str) -> str:
+    """Rules the panels share (cells, status colours), scoped to ``scope`` (a CSS selector)."""
+    rules = [f"{scope} .apflow-panel td{{padding:1px 8px 1px 0;vertical-align:top}}"]
+    rules += [f"{scope} .c-{s}{{color:{P.color(s)}}}" for s in P.STATUS_VAR]
+    return "".join(rules)
 
 
 def _when(ts: float | None) -> str:
@@ -72,7 +78,7 @@ def task_details(spec: GraphSpec, index: int, row: Any, attempts: int | None) ->
     if attempts is not None:
         rows.append(("attempts", str(attempts)))
     out = [f'<div style="font-weight:600">{P.ICON[status]} {P.esc(t.key)}</div><table style="font-size:inherit">']
-    out += [f'<tr><td style="{_CELL}">{k}</td><td style="{_CELL}">{v}</td></tr>' for k, v in rows]
+    out += [f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows]
     out.append("</table>")
     inputs = _field(source, "inputs")
     if inputs:
@@ -109,9 +115,8 @@ def cluster_details(spec: GraphSpec, item: Item, rows: dict[str, Any], key_hint:
         row = rows.get(t.id)
         line = P.esc(row.error_line[:160]) if row is not None and row.error else ""
         pct = f"{row.progress:.0%}" if row is not None else ""
-        out.append(f'<tr data-task-id="{P.esc(t.id)}"><td style="{_CELL};color:{P.color(s)}">{P.ICON[s]}</td>'
-                   f'<td style="{_CELL}">{P.esc(t.key)}</td><td style="{_CELL}">{P.esc(t.executor)}</td>'
-                   f'<td style="{_CELL}">{pct}</td><td style="{_CELL};color:{P.color("failed")}">{line}</td></tr>')
+        out.append(f'<tr data-task-id="{P.esc(t.id)}"><td class="c-{s}">{P.ICON[s]}</td><td>{P.esc(t.key)}</td>'
+                   f"<td>{pct}</td>" + (f'<td class="c-failed">{line}</td>' if line else "") + "</tr>")
     out.append("</table>")
     if len(members) > MEMBERS_SHOWN:
         out.append(f"<div>… and {len(members) - MEMBERS_SHOWN} more</div>")

@@ -16,7 +16,7 @@ import secrets
 from typing import Any, Iterable
 
 from apflow_nb.notebook.graph import _palette as P
-from apflow_nb.notebook.graph._details import cluster_details, task_details
+from apflow_nb.notebook.graph._details import cluster_details, panel_css, task_details
 from apflow_nb.notebook.graph._group import MAX_NODES, Plan, plan
 from apflow_nb.notebook.graph._layout import Layout, layered_layout
 from apflow_nb.notebook.graph._model import GraphSpec
@@ -132,7 +132,8 @@ class GraphFace:
         uid = self.uid
         css = (f"#{uid}-h .apflow-panel{{display:none}}"
                f"#{uid}-h input.apflow-pick:checked+.apflow-panel{{display:block}}"
-               f"#{uid}-h label.apflow-node:hover{{outline:2px solid {P.color('in_progress')};border-radius:6px}}")
+               f"#{uid}-h label.apflow-node:hover{{outline:2px solid {P.color('in_progress')};border-radius:6px}}"
+               + panel_css(f"#{uid}-h"))
         radios = [f'<input type="radio" class="apflow-pick" name="{uid}" id="{uid}-none" hidden checked>']
         for k in range(len(self.plan.items)):
             radios.append(f'<input type="radio" class="apflow-pick" name="{uid}" id="{uid}-r{k}" hidden>'
@@ -155,7 +156,7 @@ class GraphFace:
     def picker_html(self, scope: str) -> str:
         """The live view's radios and the ``:has`` rules that show the checked box's panel."""
         uid = self.uid
-        rules = [f".{scope} .apflow-panel{{display:none}}"]
+        rules = [f".{scope} .apflow-panel{{display:none}}", panel_css(f".{scope}")]
         for k in range(len(self.plan.items)):
             rules.append(f".{scope}:has(#{uid}-r{k}:checked) .{uid}-p{k}{{display:block}}"
                          f".{scope}:has(#{uid}-r{k}:checked) label[for={uid}-r{k}]"

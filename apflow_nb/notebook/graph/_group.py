@@ -5,8 +5,9 @@ Grouping rule, coarser until the graph fits (each step only when the previous on
   2. all children of a parent (``340 tasks in total``);
   3. whole top-level subtrees.
 The root, and any group named in ``expanded``, stay as single tasks. Contracting groups could
-close a cycle (a1 -> b1 -> a2 with a1, a2 in one group); the groups on such a cycle are split by
-their tasks' layer, which makes the contracted graph acyclic again (edges always go to a later layer).
+close a cycle (a1 -> b1 -> a2 with a1, a2 in one group); the groups on such a cycle are split into
+bands of layers (the narrowest bands that fit), and those still on a cycle by single layer, which
+makes the contracted graph acyclic (edges always go to a later layer).
 """
 from __future__ import annotations
 
@@ -53,18 +54,20 @@ def plan(spec: GraphSpec, max_nodes: int = MAX_NODES, expanded: Collection[str] 
     else:
         layer = assign_layers(n, [(u, v) for u, v, _ in raw])
         grouped = True
-        for rule in (_by_executor, _by_parent, _by_subtree(spec)):
-            keys = [_key_for(spec, i, rule, expanded) for i in range(n)]
-            keys = _split_cycles(keys, raw, layer)
-            singles = sum(1 for i, k in enumerate(keys) if k[0] == "t" and spec.tasks[i].parent_id is not None)
-            if len(set(keys)) - singles <= max_nodes:  # tasks the user expanded do not count
+        for rule, banded in ((_by_executor, False), (_by_parent, True), (_by_parent, False),
+                             (_by_subtree(spec), False)):
+            base = [_key_for(spec, i, rule, expanded) for i in range(n)]
+            keys = _fit(spec, base, raw, layer, max_nodes, banded)
+            if keys is not None:
                 break
+        else:
+            keys = _split_cycles(base, raw, layer, 1)
     return _build(spec, keys, raw, grouped)
 
 
 def group_key(key: Key) -> str:
     """The string form of a group's key (what ``expanded`` takes)."""
-    return "|".join(str(k) for k in key)
+    return "|".join(f"{k[1]}+{k[2]}" if isinstance(k, tuple) else str(k) for k in key)
 
 
 def _key_for(spec: GraphSpec, i: int, rule: Callable[[GraphSpec, int], Key], expanded: Collection[str]) -> Key:
@@ -93,18 +96,51 @@ def _by_subtree(spec: GraphSpec) -> Callable[[GraphSpec, int], Key]:
     return lambda s, i: ("a", top[s.tasks[i].id])
 
 
-def _split_cycles(keys: list[Key], raw: list[tuple[int, int, bool]], layer: list[int]) -> list[Key]:
-    """Groups on a cycle of the contracted graph are split by layer (which cannot cycle)."""
+def _fit(spec: GraphSpec, base: list[Key], raw: list[tuple[int, int, bool]], layer: list[int],
+         max_nodes: int, banded: bool = False) -> list[Key] | None:
+    """``base`` with the groups on a cycle (``banded``: every group) split by layer bands, the
+    narrowest that fits; None when even the widest bands leave more than ``max_nodes`` boxes
+    (tasks the user expanded do not count)."""
+    singles = sum(1 for i, k in enumerate(base) if k[0] == "t" and spec.tasks[i].parent_id is not None)
+    band, top = 1, max(layer, default=0) + 1
+    while True:
+        keys = base
+        if banded:
+            keys = [k if k[0] == "t" else k + (("L", layer[i] // band * band, band),) for i, k in enumerate(base)]
+        keys = _split_cycles(keys, raw, layer, 1 if banded else band)
+        if len(set(keys)) - singles <= max_nodes:
+            return keys
+        if (keys is base and not banded) or band >= top:
+            return None
+        band *= 2
+
+
+def _split_cycles(keys: list[Key], raw: list[tuple[int, int, bool]], layer: list[int], band: int) -> list[Key]:
+    """Groups on a cycle of the contracted graph are split into bands of ``band`` layers; those
+    still on a cycle, by single layer (which cannot cycle: edges always go to a later layer)."""
+    cyclic = _cyclic_groups(keys, raw)
+    if cyclic is None:
+        return keys
+    keys = [k + (("L", layer[i] // band * band, band),) if k in cyclic else k for i, k in enumerate(keys)]
+    if band == 1:
+        return keys
+    cyclic = _cyclic_groups(keys, raw)
+    if cyclic is None:
+        return keys
+    return [k[:-1] + (("L", layer[i], 1),) if k in cyclic else k for i, k in enumerate(keys)]
+
+
+def _cyclic_groups(keys: list[Key], raw: list[tuple[int, int, bool]]) -> set[Key] | None:
     ids: dict[Key, int] = {}
     gid = [ids.setdefault(k, len(ids)) for k in keys]
     succ: list[list[int]] = [[] for _ in ids]
     for u, v, _ in raw:
         if gid[u] != gid[v]:
             succ[gid[u]].append(gid[v])
-    cyclic = _in_cycles(succ)
-    if not cyclic:
-        return keys
-    return [k + (layer[i],) if cyclic[gid[i]] else k for i, k in enumerate(keys)]
+    on_cycle = _in_cycles(succ)
+    if on_cycle is None:
+        return None
+    return {k for k, g in ids.items() if on_cycle[g]}
 
 
 def _in_cycles(succ: list[list[int]]) -> list[bool] | None:
@@ -187,11 +223,16 @@ def _item(spec: GraphSpec, key: Key, members: list[int]) -> Item:
         return Item(key=t.id, members=members, label=t.key, sub=t.executor)
     first = spec.tasks[members[0]]
     parent = spec.tasks[spec.index[first.parent_id]].key if first.parent_id in spec.index else ""
-    step = f" · layer {key[-1]}" if isinstance(key[-1], int) else ""
-    if key[0] == "pe":
+    step = ""
+    name = key
+    while isinstance(name[-1], tuple):  # a band of layers ("L", first, width)
+        _, low, width = name[-1]
+        step = f" · layer {low + 1}" if width == 1 else f" · layers {low + 1}–{low + width}"
+        name = name[:-1]
+    if name[0] == "pe":
         label, sub = f"{first.executor} ×{len(members)}", f"in {parent}{step}"
-    elif key[0] == "p":
+    elif name[0] == "p":
         label, sub = f"{len(members)} tasks", f"in {parent}{step}"
     else:
-        label, sub = f"{len(members)} tasks", f"subtree {spec.tasks[spec.index[key[1]]].key}{step}"
+        label, sub = f"{len(members)} tasks", f"subtree {spec.tasks[spec.index[name[1]]].key}{step}"
     return Item(key=group_key(key), members=members, label=label, sub=sub, cluster=True)
