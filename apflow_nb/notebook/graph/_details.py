@@ -22,7 +22,7 @@ MEMBERS_SHOWN = 20
 
 def panel_css(scope: str) -> str:
     """Rules the panels share (cells, status colours), scoped to ``scope`` (a CSS selector)."""
-    rules = [f"{scope} .apflow-panel td{{padding:1px 8px 1px 0;vertical-align:top}}"]
+    rules = [f"{scope} .apflow-panel td{{padding:1px 8px 1px 0;vertical-align:top;text-align:left}}"]
     rules += [f"{scope} .c-{s}{{color:{P.color(s)}}}" for s in P.STATUS_VAR]
     return "".join(rules)
 

@@ -107,7 +107,7 @@ class GraphFace:
         if hit is not None and hit[0] == key:
             return hit[1]
         if item.cluster:
-            body = cluster_details(self.spec, item, rows, f"graph.expand({item.key!r})")
+            body = cluster_details(self.spec, item, rows, f".expand({item.key!r})")
         else:
             body = task_details(self.spec, item.members[0], rows.get(item.key), self._attempts(item.key, state))
         close = (f'<label for="{self.uid}-none" style="float:right;cursor:pointer" '
