@@ -225,10 +225,12 @@ def kernel_cost(tasks: int, repeat: int) -> None:
         d = r[key]
         print(f"| {label}: CPU ms (graph {d['bytes'] / 1000:.0f} kB, {d['boxes']} boxes) | - | {d['cpu_ms']:.2f} | |")
     base = cpu_d / wall_d
-    worst = max(r["redraw_big"]["cpu_ms"], r["redraw_300"]["cpu_ms"]) * 10 / 1e3
-    print(f"\nThe graph face's own cost at 10 redraws/s (events are applied to the state once, whatever "
-          f"the drawers): {1e3 * worst:.1f} ms CPU per second = {100 * worst / base:.1f}% of the detached kernel's "
-          f"{1e3 * base:.0f} ms per second. Target (at most 10%): {'met' if worst / base <= 0.10 else 'NOT met'}.")
+    worst = min(max(r["redraw_big"]["cpu_ms"], r["redraw_300"]["cpu_ms"]) * 10 / 1e3, r["budget"])
+    print(f"\nThe graph face's own cost (events are applied to the state once, whatever the drawers): at most "
+          f"10 redraws/s and at most {100 * r['budget']:.0f}% of a core (a costly redraw delays the next): "
+          f"{1e3 * worst:.1f} ms CPU per second in the worst case above = {100 * worst / base:.1f}% of the detached "
+          f"kernel's {1e3 * base:.0f} ms per second. Target (at most 10%): "
+          f"{'met' if worst / base <= 0.10 else 'NOT met'}.")
     print(f"runs (paced kernel CPU s): detached {[round(x['cpu'], 2) for x in pd_]}, "
           f"graph {[round(x['cpu'], 2) for x in pa]}; graph redraws {[x['redraws'] for x in pa]}")
 

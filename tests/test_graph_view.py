@@ -42,7 +42,7 @@ def executors():
 
 
 def node_status(svg: str, task_id: str) -> str:
-    match = re.search(rf'<g class="n s-(\w+)[^"]*" data-task-id="{re.escape(task_id)}"', svg)
+    match = re.search(rf'<g class="n s-(\w+)[^"]*"[^>]* data-task-id="{re.escape(task_id)}"', svg)
     assert match, task_id
     return match.group(1)
 
@@ -194,7 +194,7 @@ def test_graph_drawer_widgets_update_live_and_expand_on_request():
     tasks = [{"id": "root", "name": "agg", "dependencies": [f"t{i}" for i in range(400)]}]
     tasks += [{"id": f"t{i}", "name": "fetch" if i % 2 else "parse", "parent_id": "root"} for i in range(400)]
     spec = spec_from_array(tasks)
-    drawer = GraphDrawer(spec, panels_every=3600)
+    drawer = GraphDrawer(spec, panels_every=3600, budget=1.0)
     state = running_state(spec)
     drawer.draw(state)
     scope = next(c for c in drawer.root._dom_classes if c.endswith("-live"))
@@ -215,3 +215,19 @@ def test_graph_drawer_widgets_update_live_and_expand_on_request():
     assert node_status(drawer.graph.value, "t1") == "failed" and node_status(drawer.graph.value, "t3") == "in_progress"
     assert [o for o, _ in drawer.expand.options][1:] == ["parse ×200 in root"]
     assert "t1" in drawer.static_html(state)
+
+
+def test_a_costly_graph_redraws_less_often_but_always_draws_the_final_frame():
+    from apflow_nb.notebook.graph._drawer import GraphDrawer
+
+    spec = spec_from_array([{"id": "r", "name": "agg"}] + [{"id": f"t{i}", "name": "x", "parent_id": "r"}
+                                                           for i in range(250)])
+    drawer = GraphDrawer(spec, budget=1e-9)  # any redraw's CPU time forbids the next for a long while
+    state = running_state(spec)
+    drawer.draw(state)
+    state.apply(Event(EventType.TASK_STARTED, "t1", "r", "in_progress"))
+    drawer.draw(state)
+    assert (drawer.redraws, drawer.skipped) == (1, 1)
+    assert node_status(drawer.graph.value, "t1") == "pending"
+    drawer.draw(state, final=True)
+    assert drawer.redraws == 2 and node_status(drawer.graph.value, "t1") == "in_progress"

@@ -21,6 +21,7 @@ from apflow_nb.notebook.graph._face import GraphFace
 from apflow_nb.notebook.graph._model import GraphSpec
 
 PANELS_EVERY = 1.0
+BUDGET = 0.02  # share of one core a live graph may take: a costly redraw delays the next one
 _PROMPT = "expand a cluster…"
 
 
@@ -28,14 +29,16 @@ class GraphDrawer:
     """Draws a RunState as a live graph (see the module's docstring)."""
 
     def __init__(self, spec: GraphSpec, *, max_nodes: int = 300, attempts: dict[str, int] | None = None,
-                 panels_every: float = PANELS_EVERY):
+                 panels_every: float = PANELS_EVERY, budget: float = BUDGET):
         import ipywidgets as widgets
 
         self.spec, self.max_nodes, self.attempts = spec, max_nodes, attempts
-        self.panels_every = panels_every
+        self.panels_every, self.budget = panels_every, budget
         self.redraws = 0
         self._state: Any = None
         self._panels_at = float("-inf")
+        self._next = float("-inf")
+        self.skipped = 0
         self.picker = widgets.HTML()
         self.summary = widgets.HTML()
         self.graph = widgets.HTML()
@@ -72,18 +75,28 @@ class GraphDrawer:
             self.draw(self._state, final=self._state.finished)
 
     def draw(self, state: Any, final: bool = False) -> None:
-        """Recolour the boxes and move the bars; panels at most once every ``panels_every`` seconds."""
+        """Recolour the boxes and move the bars; panels at most once every ``panels_every`` seconds.
+
+        Besides the LiveView's ~10 a second, a redraw waits until the previous one's CPU time is at
+        most ``budget`` of the time since (a 300-box graph with every task moving costs a few ms);
+        the final frame is always drawn.
+        """
         self._state = state
+        now = time.monotonic()
+        if not final and now < self._next:
+            self.skipped += 1
+            return
+        cpu0 = time.thread_time()
         self.redraws += 1
         value = self.face.graph_html(state)
         if self.graph.value != value:
             self.graph.value = value
-        now = time.monotonic()
         if final or now - self._panels_at >= self.panels_every:
             self._panels_at = now
             panels = self.face.panels_html(state)
             if self.panels.value != panels:
                 self.panels.value = panels
+        self._next = now + (time.thread_time() - cpu0) / self.budget
 
     def static_html(self, state: Any) -> str:
         """The static frame of this graph (what a finished run's output keeps)."""

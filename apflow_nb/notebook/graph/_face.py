@@ -45,6 +45,7 @@ class GraphFace:
         self.attempts = attempts or {}
         self.painter = SvgPainter(self.plan, self.layout, self.uid, [it.key for it in self.plan.items])
         self._details: dict[int, tuple[Any, str]] = {}
+        self._label_html = self._labels()
 
     # -- what each box shows ------------------------------------------------------------------
     def looks(self, state: Any) -> list[Look]:
@@ -90,7 +91,7 @@ class GraphFace:
         w, h = self.layout.width, self.layout.height
         return (f'<div class="apflow-graph-scroll" style="overflow:auto;max-height:{MAX_HEIGHT}px;max-width:100%">'
                 f'<div style="position:relative;width:{w:.0f}px;height:{h:.0f}px">{self.svg(state)}'
-                f"{self._labels()}</div></div>")
+                f"{self._label_html}</div></div>")
 
     def panel(self, k: int, state: Any) -> str:
         """The details of box ``k`` (cached until what it shows changes)."""

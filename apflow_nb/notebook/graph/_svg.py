@@ -34,7 +34,7 @@ def style(uid: str) -> str:
     """The SVG's own stylesheet, scoped to its id (inline SVGs share the page's CSS)."""
     s = f"#{uid}"
     rules = [f"{s}{{font-family:{P.FONT};font-size:12px}}",
-             f"{s} .b{{fill:{P.css(P.BOX)};stroke:{P.css(P.BORDER)};stroke-width:1.2}}",
+             f"{s} .b{{fill:{P.css(P.BOX)};stroke-width:1.2}}",
              f"{s} .b2{{fill:{P.css(P.PANEL)};stroke:{P.css(P.BORDER)}}}",
              f"{s} .k{{fill:{P.css(P.TEXT)};font-weight:600}}",
              f"{s} .x{{fill:{P.css(P.MUTED)};font-size:11px}}",
@@ -44,10 +44,9 @@ def style(uid: str) -> str:
              f"{s} .l{{fill:none;stroke:{P.css(P.EDGE)};stroke-dasharray:2 3;opacity:.55}}",
              f"{s} .ah{{fill:{P.css(P.EDGE)}}}",
              f"{s} .s-in_progress .b{{stroke-width:2.4}}"]
-    for status in P.STATUS_VAR:
+    for status in P.STATUS_VAR:  # a box's stripe, icon, border and bar are drawn in currentColor
         c = P.color(status)
-        rules.append(f"{s} .s-{status} .st,{s} .s-{status} .ic,{s} .s-{status} .pg,{s} .g-{status}{{fill:{c}}}"
-                     f"{s} .s-{status} .b{{stroke:{c}}}")
+        rules.append(f"{s} .s-{status}{{color:{c}}}{s} .g-{status}{{fill:{c}}}")
     return "".join(rules)
 
 
@@ -90,48 +89,52 @@ def edges_svg(plan: Plan, layout: Layout, uid: str) -> str:
     return "".join(out)
 
 
-def node_svg(item_label: str, item_sub: str, task_id: str, look: Look, x: float, y: float, w: float, h: float,
-             cluster: bool) -> str:
-    """One box at centre (x, y)."""
-    status = P.status_of(look.status)
-    fallback = P.FALLBACK[status]
-    pct = max(0.0, min(1.0, look.progress))
-    if cluster:
-        done = sum(c for s, c in look.counts if s in ("completed", "failed", "cancelled"))
-        total = sum(c for _, c in look.counts) or 1
-        sub = f"{item_sub} · {done}/{total}"
-        title = f"{item_label} ({item_sub}): " + ", ".join(f"{c} {s}" for s, c in look.counts if c)
-    else:
-        sub = f"{item_sub} · {pct:.0%}"
-        title = f"{item_label} ({item_sub}): {status.replace('_', ' ')} {pct:.0%}"
-    left, top = x - w / 2, y - h / 2
-    parts = [f'<g class="n s-{status}{" c" if cluster else ""}" data-task-id="{P.esc(task_id)}" '
-             f'data-status="{status}" transform="translate({left:.1f},{top:.1f})"><title>{P.esc(title)}</title>']
-    if cluster:
-        parts.append(f'<rect class="b2" x="4" y="-4" width="{w:.0f}" height="{h:.0f}" rx="6" fill="#f5f5f5" '
-                     f'stroke="#bdbdbd"/>')
-    parts.append(f'<rect class="b" width="{w:.0f}" height="{h:.0f}" rx="6" fill="#ffffff" stroke="{fallback}"/>'
-                 f'<rect class="st" width="5" height="{h:.0f}" rx="2" fill="{fallback}"/>'
-                 f'<text class="ic" x="12" y="18" fill="{fallback}">{P.ICON[status]}</text>'
-                 f'<text class="k" x="26" y="18" fill="#212121">{P.esc(P.clip(item_label, KEY_CHARS))}</text>'
-                 f'<text class="x" x="12" y="32" fill="#616161">{P.esc(P.clip(sub, SUB_CHARS))}</text>')
-    bar_w = w - 22
-    parts.append(f'<rect class="tr" x="12" y="{h - 8:.0f}" width="{bar_w:.0f}" height="3" fill="#e0e0e0"/>')
-    if cluster:
-        total = sum(c for _, c in look.counts) or 1
-        offset = 12.0
-        for seg in SEGMENTS:
-            count = dict(look.counts).get(seg, 0)
-            if count:
-                seg_w = bar_w * count / total
-                parts.append(f'<rect class="g-{seg}" x="{offset:.1f}" y="{h - 8:.0f}" width="{seg_w:.1f}" '
-                             f'height="3" fill="{P.FALLBACK[seg]}"/>')
-                offset += seg_w
-    elif pct > 0:
-        parts.append(f'<rect class="pg" x="12" y="{h - 8:.0f}" width="{bar_w * pct:.1f}" height="3" '
-                     f'fill="{fallback}"/>')
-    parts.append("</g>")
-    return "".join(parts)
+class Box:
+    """One box's markup: the parts that never change are escaped and formatted once; ``svg(look)``
+    adds what a look changes (status, counts, progress)."""
+
+    __slots__ = ("label", "sub", "cluster", "w", "h", "head", "shapes", "title")
+
+    def __init__(self, label: str, sub: str, task_id: str, x: float, y: float, w: float, h: float, cluster: bool):
+        self.label, self.sub, self.cluster, self.w, self.h = label, sub, cluster, w, h
+        self.head = f'data-task-id="{P.esc(task_id)}" transform="translate({x - w / 2:.1f},{y - h / 2:.1f})"'
+        self.title = f"{P.esc(label)} ({P.esc(sub)}): "
+        back = (f'<rect class="b2" x="4" y="-4" width="{w:.0f}" height="{h:.0f}" rx="6" fill="#f5f5f5" '
+                f'stroke="#bdbdbd"/>') if cluster else ""
+        self.shapes = (back + f'<rect class="b" width="{w:.0f}" height="{h:.0f}" rx="6" fill="#ffffff" '
+                       f'stroke="currentColor"/><rect class="st" width="5" height="{h:.0f}" rx="2" fill="currentColor"/>'
+                       f'<text class="k" x="26" y="18" fill="#212121">{P.esc(P.clip(label, KEY_CHARS))}</text>'
+                       f'<rect class="tr" x="12" y="{h - 8:.0f}" width="{w - 22:.0f}" height="3" fill="#e0e0e0"/>')
+
+    def svg(self, look: Look) -> str:
+        status = P.status_of(look.status)
+        pct = max(0.0, min(1.0, look.progress))
+        bar_w = self.w - 22
+        y = self.h - 8
+        if self.cluster:
+            counts = dict(look.counts)
+            total = sum(counts.values()) or 1
+            done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
+            suffix = f" · {done}/{total}"
+            title = ", ".join(f"{c} {s.replace('_', ' ')}" for s, c in look.counts if c)
+            bars, offset = [], 12.0
+            for seg in SEGMENTS:
+                if counts.get(seg):
+                    seg_w = bar_w * counts[seg] / total
+                    bars.append(f'<rect class="g-{seg}" x="{offset:.1f}" y="{y:.0f}" width="{seg_w:.1f}" height="3" '
+                                f'fill="{P.FALLBACK[seg]}"/>')
+                    offset += seg_w
+            bar = "".join(bars)
+        else:
+            suffix = f" · {pct:.0%}"
+            title = f"{status.replace('_', ' ')} {pct:.0%}"
+            bar = (f'<rect class="pg" x="12" y="{y:.0f}" width="{bar_w * pct:.1f}" height="3" fill="currentColor"/>'
+                   if pct > 0 else "")
+        sub = P.esc(P.clip(self.sub, SUB_CHARS - len(suffix))) + suffix
+        return (f'<g class="n s-{status}{" c" if self.cluster else ""}" data-status="{status}" {self.head} '
+                f'color="{P.FALLBACK[status]}"><title>{self.title}{title}</title>{self.shapes}'
+                f'<text class="ic" x="12" y="18" fill="currentColor">{P.ICON[status]}</text>'
+                f'<text class="x" x="12" y="32" fill="#616161">{sub}</text>{bar}</g>')
 
 
 class SvgPainter:
@@ -139,22 +142,21 @@ class SvgPainter:
 
     def __init__(self, plan: Plan, layout: Layout, uid: str, task_ids: Sequence[str]):
         self.plan, self.layout, self.uid = plan, layout, uid
-        self.task_ids = task_ids  # per item: the id its box carries (a task id, or the group's key)
+        g = layout.geometry
+        self.boxes = [Box(item.label, item.sub, task_ids[k], layout.x[k], layout.y[k], g.node_w, g.node_h,
+                          item.cluster) for k, item in enumerate(plan.items)]
         self._edges = edges_svg(plan, layout, uid)
-        self._cache: dict[int, tuple[Look, str]] = {}
+        self._cache: list[tuple[Look | None, str]] = [(None, "")] * len(self.boxes)
 
     def svg(self, looks: Sequence[Look], standalone: bool = False) -> str:
         """The whole SVG for these looks (one per item)."""
-        g = self.layout.geometry
-        nodes = []
         cache = self._cache
-        for k, item in enumerate(self.plan.items):
+        nodes = []
+        for k, box in enumerate(self.boxes):
             look = looks[k]
-            hit = cache.get(k)
-            if hit is None or hit[0] != look:
-                hit = (look, node_svg(item.label, item.sub, self.task_ids[k], look, self.layout.x[k],
-                                      self.layout.y[k], g.node_w, g.node_h, item.cluster))
-                cache[k] = hit
+            hit = cache[k]
+            if hit[0] != look:
+                hit = cache[k] = (look, box.svg(look))
             nodes.append(hit[1])
         w, h = self.layout.width, self.layout.height
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
