@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from apflow_nb.notebook.graph._api import Graph, graph
 from apflow_nb.notebook.graph._face import GraphFace
+from apflow_nb.notebook.graph._faces import Faces
 from apflow_nb.notebook.graph._layout import Geometry, Layout, layered_layout
 
-__all__ = ["Geometry", "Graph", "GraphFace", "Layout", "graph", "layered_layout"]
+__all__ = ["Faces", "Geometry", "Graph", "GraphFace", "Layout", "graph", "layered_layout"]

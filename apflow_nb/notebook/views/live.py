@@ -43,7 +43,8 @@ class LiveView:
     """
 
     def __init__(self, state: RunState, *, mode: str = "html", on_cancel: Callable[[str | None], Any] | None = None,
-                 max_rows: int = 100, min_interval: float = 0.1, stream: Any = None):
+                 max_rows: int = 100, min_interval: float = 0.1, stream: Any = None, tree: Any = None,
+                 view: str = "table"):
         self.state = state
         self.mode = mode
         self.max_rows = max_rows
@@ -62,6 +63,11 @@ class LiveView:
             self._loop = None
         self.drawer: Any = None
         self.text: TextLine | None = None
+        self.faces: Any = None  # the table and graph faces, when the view knows the run's tree
+        if tree is not None:
+            from apflow_nb.notebook.graph import Faces
+
+            self.faces = Faces(tree, view)
         if mode == "widget":
             from apflow_nb.notebook.views.widget import WidgetDrawer
 
@@ -70,6 +76,8 @@ class LiveView:
             except ImportError as exc:
                 raise ImportError("display='widget' needs ipywidgets in the kernel's environment: "
                                   "pip install ipywidgets (or use display='html')") from exc
+            if self.faces is not None:
+                self.drawer = self.faces.wrap(self.drawer)
             self.drawer.draw(state)
         elif mode == "text":
             self.text = TextLine(stream)
@@ -93,6 +101,8 @@ class LiveView:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         data: dict[str, Any] = {"text/plain": render_text(self.state, self.max_rows),
                                 "text/html": render_html(self.state, self.max_rows)}
+        if self.faces is not None:
+            data = self.faces.bundle(self.state, data)
         if self.drawer is not None:
             data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.drawer.root.model_id}
         return data
