@@ -63,7 +63,7 @@ def test_run_view_graph_follows_the_event_stream_and_saves_a_static_frame(tmp_pa
     store = f"sqlite:///{tmp_path / 'tasks.db'}"
     nb = execute([SETUP, f'''
 run = apflow_nb.run(diamond(), store={store!r}, view="graph")
-graph = run.view.drawer.graph  # the live graph face (shown from the start)
+graph = run.view.widget.graph  # the live graph face (shown from the start)
 seen = []
 while not run.done():
     seen.append(statuses(graph.graph.value))
@@ -72,7 +72,7 @@ tree = await run
 print("LEAF", json.dumps([s["leaf"] for s in seen]))
 print("FINAL", json.dumps(statuses(graph.graph.value)))
 print("REDRAWS", graph.redraws, "LAYOUTS", id(graph.face))
-''', "run.view.drawer.toggle.value"], tmp_path)
+''', "run.view.widget.toggle.value"], tmp_path)
     out = stream(nb.cells[1])
     leaf = json.loads(re.search(r"LEAF (\[.*\])", out).group(1))
     history = [s for k, s in enumerate(leaf) if k == 0 or s != leaf[k - 1]]
@@ -100,7 +100,7 @@ def test_tree_magic_view_graph_and_the_toggle(tmp_path):
 - {{id: a, name: step, parent_id: root, inputs: {{pause: 0.01}}}}
 - {{id: b, name: step, parent_id: root, inputs: {{pause: 0.01}}}}''', '''
 tree = await _run
-faced = _run.view.drawer
+faced = _run.view.widget
 print("GRAPH", faced.toggle.value, faced.graph.root.layout.display, [w.layout.display for w in faced.table_body])
 faced.toggle.value = "table"  # the table again: the graph hides, the table's body shows
 print("TABLE", faced.graph.root.layout.display, [w.layout.display for w in faced.table_body])

@@ -76,7 +76,7 @@ class FacedDrawer:
     def __init__(self, faces: Faces, table: Any):
         import ipywidgets as widgets
 
-        self.faces, self.table = faces, table
+        self.faces, self.table_drawer = faces, table
         self.graph: Any = None
         self._state: Any = None
         self.toggle = widgets.ToggleButtons(options=[("table", "table"), ("graph", "graph")], value=faces.view,
@@ -113,18 +113,18 @@ class FacedDrawer:
             self.draw(self._state, final=bool(getattr(self._state, "finished", False)))
 
     def draw(self, state: Any, final: bool = False) -> None:
-        """Draw the table's head, and the visible face's body."""
+        """Draw the table's head, and the visible face's body (``final``: also when the state is)."""
         self._state = state
-        self.table.draw(state)
+        self.table_drawer.draw(state)
         if self.toggle.value == "graph":
-            self._graph().draw(state, final=final)
+            self._graph().draw(state, final=final or bool(getattr(state, "finished", False)))
 
     def all_widgets(self) -> list[Any]:
-        out = [self.root, self.toggle, *self.table.all_widgets()]
+        out = [self.root, self.toggle, *self.table_drawer.all_widgets()]
         return out + (self.graph.all_widgets() if self.graph is not None else [])
 
     def sync(self) -> None:
         """Send every widget's state again (a notebook saved now keeps the current values)."""
-        self.table.sync()
+        self.table_drawer.sync()
         for w in [self.root, self.toggle] + (self.graph.all_widgets() if self.graph is not None else []):
             w.send_state()

@@ -62,6 +62,7 @@ class LiveView:
         except RuntimeError:
             self._loop = None
         self.drawer: Any = None
+        self.widget: Any = None  # what is shown: the drawer, or the table/graph faces around it
         self.text: TextLine | None = None
         self.faces: Any = None  # the table and graph faces, when the view knows the run's tree
         if tree is not None:
@@ -76,9 +77,8 @@ class LiveView:
             except ImportError as exc:
                 raise ImportError("display='widget' needs ipywidgets in the kernel's environment: "
                                   "pip install ipywidgets (or use display='html')") from exc
-            if self.faces is not None:
-                self.drawer = self.faces.wrap(self.drawer)
-            self.drawer.draw(state)
+            self.widget = self.faces.wrap(self.drawer) if self.faces is not None else self.drawer
+            self.widget.draw(state)
         elif mode == "text":
             self.text = TextLine(stream)
 
@@ -104,7 +104,7 @@ class LiveView:
         if self.faces is not None:
             data = self.faces.bundle(self.state, data)
         if self.drawer is not None:
-            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.drawer.root.model_id}
+            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.widget.root.model_id}
         return data
 
     def __repr__(self) -> str:
@@ -182,8 +182,8 @@ class LiveView:
             self._final_version = self.state.version
         self._last = time.monotonic()
         self.redraws += 1
-        if self.drawer is not None:
-            self.drawer.draw(self.state)
+        if self.widget is not None:
+            self.widget.draw(self.state)
             if final and self._handle is not None:
                 self._handle.update(self)  # the static HTML a saved notebook shows becomes the final frame
         elif self._handle is not None:
@@ -200,8 +200,8 @@ class LiveView:
         """
         if self._elsewhere(self.sync):
             return
-        if self.drawer is not None:
-            self.drawer.draw(self.state)
-            self.drawer.sync()
+        if self.widget is not None:
+            self.widget.draw(self.state)
+            self.widget.sync()
         if self._handle is not None:
             self._handle.update(self)
