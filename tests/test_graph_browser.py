@@ -209,3 +209,45 @@ def test_static_graphs_in_jupyterlab_diamond_and_a_thousand_tasks(lab):
             big.screenshot(path=str(ARTIFACTS / "graph-1000-grouped-jupyterlab.png"))
         finally:
             ctx.close()
+
+
+def test_live_graph_face_in_jupyterlab_toggle_colours_and_click(lab):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token, work = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    store = f"sqlite:///{work / 'tasks.db'}"
+    write_notebook(work / "live.ipynb", [EXECUTORS, f"run = apflow_nb.run(diamond(pause=2.5), store={store!r}, view='graph')"])
+    with sync_playwright() as p:
+        ctx = browser(p, work.parent / "profile")
+        try:
+            page = ctx.new_page()
+            run_all(page, base, token, "live.ipynb")
+            faces = page.locator(".apflow-faces")
+            leaf = faces.locator("svg g.n[data-task-id=leaf]")
+            expect(leaf).to_have_attribute("data-status", "in_progress", timeout=60_000)  # colours follow the run
+            # a click on a box opens its panel, and it stays open while the graph keeps redrawing
+            faces.locator("label.apflow-node[data-task-id=leaf]").click()
+            panel = faces.locator(".apflow-panel[data-task-id=leaf]")
+            expect(panel).to_be_visible()
+            expect(panel).to_contain_text('"pause": 2.5')
+            # the toggle: the table, then the graph again, while the run goes on
+            faces.get_by_role("button", name="table", exact=True).click()
+            expect(faces.locator("svg.apflow-graph-svg")).to_be_hidden()
+            expect(faces.locator("table").first).to_be_visible()
+            faces.get_by_role("button", name="graph", exact=True).click()
+            expect(faces.locator("svg.apflow-graph-svg")).to_be_visible()
+            left = faces.locator("svg g.n[data-task-id=left]")
+            expect(left).to_have_attribute("data-status", "in_progress", timeout=30_000)
+            expect(leaf).to_have_attribute("data-status", "completed")
+            expect(panel).to_be_visible()  # still open after many redraws
+            faces.scroll_into_view_if_needed()
+            faces.screenshot(path=str(ARTIFACTS / "graph-live-diamond-running.png"))
+            # the end: the failed task is red wherever the output now lives (widget or static frame)
+            right = page.locator(".apflow-graph svg g.n[data-task-id=right]").first
+            expect(right).to_have_attribute("data-status", "failed", timeout=30_000)
+            expect(page.locator(".apflow-graph svg g.n[data-task-id=report]").first).to_have_attribute(
+                "data-status", "completed", timeout=30_000)
+            page.locator(".apflow-graph").first.screenshot(path=str(ARTIFACTS / "graph-live-diamond-final.png"))
+        finally:
+            ctx.close()
