@@ -13,7 +13,8 @@ Sections, each run in its own subprocess and captured as printed:
    N = 100, 1,000, 10,000; per-task create/run time and peak RSS (best of 2);
 2. side by side with the original package, ``bench/upstream.py`` (aipartnerupflow 0.9.0 in its own venv,
    bench/.venv-upstream, built on first use): flat, chain, fan-in at N = 20 and 100, ms/task and ratio;
-3. ``bench/history.py``, ``bench/view.py``, ``bench/scale_out.py`` when present (a visible note otherwise);
+3. ``bench/history.py``, ``bench/view.py``, ``bench/graph.py``, ``bench/scale_out.py`` when present (a visible
+   note otherwise);
 4. import time: the cumulative time of the top-level ``apflow_nb`` line of
    ``python -X importtime -c "import apflow_nb"`` and the wall time of
    ``python -c "import apflow_nb; apflow_nb.TaskManager"`` (best of 5 each).
@@ -171,6 +172,8 @@ def main() -> None:
             capture("history.py", hist, timeout=1800))
     view = ["--events", "20000"] if q and supports("view.py", "--events") else []
     section("The live view's kernel-side cost", capture("view.py", view, timeout=1800))
+    section("The dependency graph: layout time, crossings against dot, live cost",
+            capture("graph.py", ["--quick"] if q else [], timeout=3600))
     scale = ["--tasks", "40"] if q and supports("scale_out.py", "--tasks") else []
     section("Scale-out: local runner vs Dask worker processes", capture("scale_out.py", scale, timeout=1800))
 
