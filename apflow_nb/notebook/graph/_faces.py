@@ -13,6 +13,7 @@ in a ``<details>``, plus ``image/svg+xml``.
 from __future__ import annotations
 
 import html
+import inspect
 from typing import Any
 
 from apflow_nb.notebook.graph._face import GraphFace
@@ -77,6 +78,7 @@ class FacedDrawer:
         import ipywidgets as widgets
 
         self.faces, self.table_drawer = faces, table
+        self._table_final = "final" in inspect.signature(table.draw).parameters
         self.graph: Any = None
         self._state: Any = None
         self.toggle = widgets.ToggleButtons(options=[("table", "table"), ("graph", "graph")], value=faces.view,
@@ -115,7 +117,10 @@ class FacedDrawer:
     def draw(self, state: Any, final: bool = False) -> None:
         """Draw the table's head, and the visible face's body (``final``: also when the state is)."""
         self._state = state
-        self.table_drawer.draw(state)
+        if self._table_final:
+            self.table_drawer.draw(state, final=final)
+        else:
+            self.table_drawer.draw(state)
         if self.toggle.value == "graph":
             self._graph().draw(state, final=final or bool(getattr(state, "finished", False)))
 
