@@ -251,3 +251,44 @@ def test_live_graph_face_in_jupyterlab_toggle_colours_and_click(lab):
             page.locator(".apflow-graph").first.screenshot(path=str(ARTIFACTS / "graph-live-diamond-final.png"))
         finally:
             ctx.close()
+
+
+def test_live_graph_face_in_notebook_7(lab):
+    """The same live graph in Notebook 7 (served by the same server): it shows, follows the run,
+    and a click opens a box's panel."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token, work = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    store = f"sqlite:///{work / 'tasks.db'}"
+    write_notebook(work / "nb7.ipynb", [EXECUTORS, f"run = apflow_nb.run(diamond(pause=2.5), store={store!r}, view='graph')"])
+    with sync_playwright() as p:
+        ctx = browser(p, work.parent / "profile")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{base}/notebooks/nb7.ipynb?token={token}")
+            page.locator(".jp-Notebook").wait_for(timeout=60_000)
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").wait_for(timeout=60_000)  # kernel ready
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_text("Run All Cells", exact=True).click()
+            faces = page.locator(".apflow-faces")
+            leaf = faces.locator("svg g.n[data-task-id=leaf]")
+            accept = page.locator(".jp-Dialog .jp-mod-accept")  # Notebook 7 may ask which kernel: the default
+            deadline = time.time() + 60
+            while leaf.count() == 0 and time.time() < deadline:
+                if accept.count() and accept.first.is_visible():
+                    accept.first.click()
+                page.wait_for_timeout(200)
+            expect(leaf).to_have_attribute("data-status", "in_progress", timeout=60_000)
+            faces.locator("label.apflow-node[data-task-id=right]").click()
+            expect(faces.locator(".apflow-panel[data-task-id=right]")).to_be_visible()
+            expect(leaf).to_have_attribute("data-status", "completed", timeout=30_000)
+            faces.scroll_into_view_if_needed()
+            faces.screenshot(path=str(ARTIFACTS / "graph-live-notebook7.png"))
+            expect(page.locator(".apflow-graph svg g.n[data-task-id=right]").first).to_have_attribute(
+                "data-status", "failed", timeout=30_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "graph-notebook7-failure.png"))
+            raise
+        finally:
+            ctx.close()
