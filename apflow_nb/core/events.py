@@ -26,7 +26,6 @@ class EventType(str, Enum):
 
     TREE_STARTED = "tree_started"
     TREE_FINISHED = "tree_finished"
-    TASK_PENDING = "task_pending"
     TASK_STARTED = "task_started"
     TASK_PROGRESS = "task_progress"
     TASK_COMPLETED = "task_completed"
