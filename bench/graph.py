@@ -216,7 +216,7 @@ def kernel_cost(tasks: int, repeat: int) -> None:
     pd_, pa = r["paced"]["detached"], r["paced"]["graph"]
     cpu_d, cpu_a = statistics.median(x["cpu"] for x in pd_), statistics.median(x["cpu"] for x in pa)
     wall_d, wall_a = statistics.median(x["wall"] for x in pd_), statistics.median(x["wall"] for x in pa)
-    print(f"| measure | detached | graph face attached | ratio |\n|---|---|---|---|")
+    print("| measure | detached | graph face attached | ratio |\n|---|---|---|---|")
     print(f"| paced 10,000 events/s, {tasks} tasks: wall s | {wall_d:.2f} | {wall_a:.2f} | {wall_a / wall_d:.2f}x |")
     print(f"| paced: kernel CPU s | {cpu_d:.2f} | {cpu_a:.2f} | {cpu_a / cpu_d:.2f}x |")
     for label, key in (("one redraw, 300 tasks (boxes) all running", "redraw_300"),
