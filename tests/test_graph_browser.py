@@ -207,6 +207,20 @@ def test_static_graphs_in_jupyterlab_diamond_and_a_thousand_tasks(lab):
             expect(cluster_panel).to_contain_text("and 480 more")
             big.scroll_into_view_if_needed()
             big.screenshot(path=str(ARTIFACTS / "graph-1000-grouped-jupyterlab.png"))
+            # the dark theme: boxes, text and lines follow JupyterLab's --jp-* variables
+            fill = "el => getComputedStyle(el).fill"
+            box = diamond.locator("svg g.n[data-task-id=leaf] rect.b")
+            assert box.evaluate(fill) == "rgb(255, 255, 255)"
+            page.get_by_role("menuitem", name="Settings", exact=True).click()
+            page.get_by_text("Theme", exact=True).click()
+            page.get_by_text("JupyterLab Dark", exact=True).click()
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+            page.wait_for_function("el => getComputedStyle(el).fill !== 'rgb(255, 255, 255)'",
+                                   arg=box.element_handle(), timeout=30_000)
+            dark = [int(c) for c in box.evaluate(fill)[4:-1].split(",")]
+            assert sum(dark) < 3 * 128, dark  # a dark box on the dark theme
+            diamond.scroll_into_view_if_needed()
+            diamond.screenshot(path=str(ARTIFACTS / "graph-diamond-jupyterlab-dark.png"))
         finally:
             ctx.close()
 
@@ -269,16 +283,20 @@ def test_live_graph_face_in_notebook_7(lab):
             page.goto(f"{base}/notebooks/nb7.ipynb?token={token}")
             page.locator(".jp-Notebook").wait_for(timeout=60_000)
             page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").wait_for(timeout=60_000)  # kernel ready
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
             faces = page.locator(".apflow-faces")
             leaf = faces.locator("svg g.n[data-task-id=leaf]")
             accept = page.locator(".jp-Dialog .jp-mod-accept")  # Notebook 7 may ask which kernel: the default
-            deadline = time.time() + 60
-            while leaf.count() == 0 and time.time() < deadline:
-                if accept.count() and accept.first.is_visible():
-                    accept.first.click()
-                page.wait_for_timeout(200)
+            prompt = page.locator(".jp-InputPrompt").first
+            for _attempt in range(3):  # a Run All sent while the kernel connects can be lost: send it again
+                page.get_by_role("menuitem", name="Run", exact=True).click()
+                page.get_by_text("Run All Cells", exact=True).click()
+                deadline = time.time() + 15
+                while time.time() < deadline and "[ ]" in (prompt.text_content() or "[ ]").replace("\xa0", " "):
+                    if accept.count() and accept.first.is_visible():
+                        accept.first.click()
+                    page.wait_for_timeout(200)
+                if "[ ]" not in (prompt.text_content() or "[ ]").replace("\xa0", " "):
+                    break
             expect(leaf).to_have_attribute("data-status", "in_progress", timeout=60_000)
             faces.locator("label.apflow-node[data-task-id=right]").click()
             expect(faces.locator(".apflow-panel[data-task-id=right]")).to_be_visible()
