@@ -51,6 +51,7 @@ class Graph:
         return self.face.html(self.state)
 
     def text(self) -> str:
+        """Boxes layer by layer, with status, progress and what each depends on."""
         return self.face.text(self.state)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:

@@ -2,8 +2,9 @@
 
 Grouping rule, coarser until the graph fits (each step only when the previous one leaves too many boxes):
   1. siblings that run the same executor (``fetch ×120 in total``);
-  2. all children of a parent (``340 tasks in total``);
-  3. whole top-level subtrees.
+  2. children of a parent, by bands of layers (``40 tasks in total · layers 5–8``);
+  3. all children of a parent (``340 tasks in total``);
+  4. whole top-level subtrees.
 The root, and any group named in ``expanded``, stay as single tasks. Contracting groups could
 close a cycle (a1 -> b1 -> a2 with a1, a2 in one group); the groups on such a cycle are split into
 bands of layers (the narrowest bands that fit), and those still on a cycle by single layer, which
@@ -227,8 +228,8 @@ def _item(spec: GraphSpec, key: Key, members: list[int]) -> Item:
     name = key
     while isinstance(name[-1], tuple):  # a band of layers ("L", first, width)
         _, low, width = name[-1]
-        step = f" · layer {low + 1}" if width == 1 else f" · layers {low + 1}–{low + width}"
-        name = name[:-1]
+        step = step or (f" · layer {low + 1}" if width == 1 else f" · layers {low + 1}–{low + width}")
+        name = name[:-1]  # the finest band (the last one added) names the cluster
     if name[0] == "pe":
         label, sub = f"{first.executor} ×{len(members)}", f"in {parent}{step}"
     elif name[0] == "p":
