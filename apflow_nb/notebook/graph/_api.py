@@ -22,10 +22,9 @@ class Graph:
     """
 
     def __init__(self, spec: GraphSpec, state: RunState, *, max_nodes: int = MAX_NODES,
-                 expanded: Iterable[str] = (), attempts: dict[str, int] | None = None):
+                 expanded: Iterable[str] = ()):
         self.spec, self.state, self.max_nodes = spec, state, max_nodes
-        self._attempts = attempts
-        self.face = GraphFace(spec, max_nodes=max_nodes, expanded=expanded, attempts=attempts)
+        self.face = GraphFace(spec, max_nodes=max_nodes, expanded=expanded)
 
     @property
     def layout(self) -> Any:
@@ -39,8 +38,7 @@ class Graph:
 
     def expand(self, *keys: str) -> "Graph":
         """The same graph with these clusters drawn as one box per task."""
-        return Graph(self.spec, self.state, max_nodes=self.max_nodes, expanded=self.face.expanded | set(keys),
-                     attempts=self._attempts)
+        return Graph(self.spec, self.state, max_nodes=self.max_nodes, expanded=self.face.expanded | set(keys))
 
     def svg(self) -> str:
         """A standalone SVG document."""
@@ -76,7 +74,6 @@ def graph(x: Any, store: Any = None, *, max_nodes: int = MAX_NODES, expanded: It
     when None). Past ``max_nodes`` tasks, siblings are grouped into cluster boxes."""
     from apflow_nb.core.types import TaskTreeNode
 
-    attempts = None
     if hasattr(x, "tree") and hasattr(x, "state") and isinstance(getattr(x, "tree"), TaskTreeNode):  # a Run
         return Graph(spec_from_tree(x.tree), x.state, max_nodes=max_nodes, expanded=expanded)
     if isinstance(x, TaskTreeNode):
@@ -87,9 +84,9 @@ def graph(x: Any, store: Any = None, *, max_nodes: int = MAX_NODES, expanded: It
     elif isinstance(x, str) or (hasattr(x, "id") and hasattr(x, "name")):
         from apflow_nb.notebook.graph._store import load_tree
 
-        node, attempts = load_tree(x if isinstance(x, str) else x.id, store)
+        node = load_tree(x if isinstance(x, str) else x.id, store)
         spec, state = spec_from_tree(node), RunState.from_tree(node)
     else:
         raise TypeError(f"graph() takes a task array, a TaskTreeNode, a Run or a root task id, "
                         f"not {type(x).__name__}")
-    return Graph(spec, state, max_nodes=max_nodes, expanded=expanded, attempts=attempts)
+    return Graph(spec, state, max_nodes=max_nodes, expanded=expanded)

@@ -52,8 +52,9 @@ def _pre(text: str) -> str:
             f'background:{P.css(P.PANEL)}">{P.esc(text)}</pre>')
 
 
-def task_details(spec: GraphSpec, index: int, row: Any, attempts: int | None) -> str:
-    """Details of one task (``row``: its TaskRow in the run's state, or None for a plan)."""
+def task_details(spec: GraphSpec, index: int, row: Any) -> str:
+    """Details of one task (``row``: its TaskRow in the run's state, or None for a plan); attempts
+    and a cache hit as the core stored them on the task."""
     t = spec.tasks[index]
     source = spec.sources.get(t.id)
     status = P.status_of(row.status if row is not None else _field(source, "status") or "pending")
@@ -75,8 +76,12 @@ def task_details(spec: GraphSpec, index: int, row: Any, attempts: int | None) ->
             rows.append(("took", f"{elapsed:.3f} s"))
         if row.status == "in_progress":
             rows.append(("progress", f"{row.progress:.0%}"))
+    attempts = _field(source, "attempts")
     if attempts is not None:
-        rows.append(("attempts", str(attempts)))
+        rows.append(("attempts", P.esc(attempts)))
+    cached = _field(source, "cached_from")
+    if cached:
+        rows.append(("cached from", f"<code>{P.esc(cached)}</code>"))
     out = [f'<div style="font-weight:600">{P.ICON[status]} {P.esc(t.key)}</div><table style="font-size:inherit">']
     out += [f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows]
     out.append("</table>")

@@ -28,11 +28,11 @@ _PROMPT = "expand a cluster…"
 class GraphDrawer:
     """Draws a RunState as a live graph (see the module's docstring)."""
 
-    def __init__(self, spec: GraphSpec, *, max_nodes: int = 300, attempts: dict[str, int] | None = None,
+    def __init__(self, spec: GraphSpec, *, max_nodes: int = 300,
                  panels_every: float = PANELS_EVERY, budget: float = BUDGET):
         import ipywidgets as widgets
 
-        self.spec, self.max_nodes, self.attempts = spec, max_nodes, attempts
+        self.spec, self.max_nodes = spec, max_nodes
         self.panels_every, self.budget = panels_every, budget
         self.redraws = 0
         self._state: Any = None
@@ -51,7 +51,7 @@ class GraphDrawer:
         self._lay_out(())
 
     def _lay_out(self, expanded: Any) -> None:
-        self.face = GraphFace(self.spec, max_nodes=self.max_nodes, expanded=expanded, attempts=self.attempts)
+        self.face = GraphFace(self.spec, max_nodes=self.max_nodes, expanded=expanded)
         scope = f"{self.face.uid}-live"
         for cls in list(self.root._dom_classes):
             if cls.endswith("-live"):

@@ -36,13 +36,12 @@ class GraphFace:
     """A laid-out graph of ``spec`` (grouped past ``max_nodes`` tasks) that draws any RunState."""
 
     def __init__(self, spec: GraphSpec, *, max_nodes: int = MAX_NODES, expanded: Iterable[str] = (),
-                 attempts: dict[str, int] | None = None, uid: str | None = None):
+                 uid: str | None = None):
         self.spec = spec
         self.uid = uid or new_uid()
         self.expanded = frozenset(expanded)
         self.plan: Plan = plan(spec, max_nodes, self.expanded)
         self.layout: Layout = layered_layout(len(self.plan.items), [(a, b) for a, b, _, _ in self.plan.edges])
-        self.attempts = attempts or {}
         self.painter = SvgPainter(self.plan, self.layout, self.uid, [it.key for it in self.plan.items])
         self._details: dict[int, tuple[Any, str]] = {}
         self._label_html = self._labels()
@@ -110,7 +109,7 @@ class GraphFace:
         if item.cluster:
             body = cluster_details(self.spec, item, rows, f".expand({item.key!r})")
         else:
-            body = task_details(self.spec, item.members[0], rows.get(item.key), self._attempts(item.key, state))
+            body = task_details(self.spec, item.members[0], rows.get(item.key))
         close = (f'<label for="{self.uid}-none" style="float:right;cursor:pointer" '
                  f'title="close">✕</label>')
         html = (f'<div class="apflow-panel {self.uid}-p{k}" data-task-id="{P.esc(item.key)}" '
@@ -118,15 +117,6 @@ class GraphFace:
                 f'overflow:auto">{close}{body}</div>')
         self._details[k] = (key, html)
         return html
-
-    def _attempts(self, task_id: str, state: Any) -> int | None:
-        prior = self.attempts.get(task_id)
-        row = state.rows.get(task_id)
-        this_run = int(row is not None and row.started is not None and state.started is not None
-                       and row.started >= state.started)
-        if prior is None and not this_run:
-            return None if row is None or row.started is None else 1
-        return (prior or 0) + this_run
 
     def html(self, state: Any) -> str:
         """The static frame: graph, clickable boxes, details panels (radio + panel pairs, CSS only)."""

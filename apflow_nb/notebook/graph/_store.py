@@ -1,9 +1,9 @@
-"""A past run from a store, for ``graph(root_id, store=...)``: its tree and each task's attempts."""
+"""A past run from a store, for ``graph(root_id, store=...)``."""
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 
 def _session(store: Any) -> Any:
@@ -16,9 +16,8 @@ def _session(store: Any) -> Any:
     return db if db is not None else store
 
 
-def load_tree(root: str, store: Any = None) -> tuple[Any, dict[str, int]]:
-    """The stored tree whose root has id ``root`` (else the latest root whose key is ``root``) and
-    how often each of its tasks started, from the store's event log (empty without one)."""
+def load_tree(root: str, store: Any = None) -> Any:
+    """The stored tree whose root has id ``root``, else the latest root whose key is ``root``."""
     from apflow_nb.core.errors import TaskNotFoundError
     from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
 
@@ -33,18 +32,5 @@ def load_tree(root: str, store: Any = None) -> tuple[Any, dict[str, int]]:
         if found is None:
             raise TaskNotFoundError(f"no task with id or root key {root!r} in the store") from None
         node = repo.get_task_tree_sync(found)
-    return node, _attempts(session, node.task.id)
+    return node
 
-
-def _attempts(session: Any, root_id: str) -> dict[str, int]:
-    from apflow_nb.core.storage.sqlalchemy.models import task_events
-
-    try:
-        c = task_events.c
-        rows = session.execute(select(c.task_id, func.count()).where(c.root_id == root_id,
-                                                                     c.event_type == "task_started")
-                               .group_by(c.task_id)).all()
-    except Exception:  # a store without an event log (an original aipartnerupflow store)
-        session.rollback()
-        return {}
-    return {task_id: int(n) for task_id, n in rows}
