@@ -8,8 +8,10 @@
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -308,5 +310,38 @@ def test_live_graph_face_in_notebook_7(lab):
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "graph-notebook7-failure.png"))
             raise
+        finally:
+            ctx.close()
+
+
+def test_a_reopened_notebook_shows_the_final_graph_without_a_kernel(lab):
+    """A notebook executed elsewhere (nbclient: not trusted here) and opened later: the run's output
+    is its static final frame, the graph as SVG, with no widget model needed."""
+    from nbclient import NotebookClient
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token, work = lab
+    store = f"sqlite:///{work / 'tasks.db'}"
+    nb = new_notebook(cells=[new_code_cell(EXECUTORS), new_code_cell(
+        f"run = apflow_nb.run(diamond(), store={store!r}, view='graph')\ntree = await run")])
+    NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(work)}}).execute()
+    nbformat.write(nb, work / "reopened.ipynb")
+    with sync_playwright() as p:
+        ctx = browser(p, work.parent / "profile")
+        try:
+            page = ctx.new_page()
+            page.goto(f"{base}/lab/tree/reopened.ipynb?token={token}")
+            # not trusted here: JupyterLab sanitizes the HTML (no <style>, no <svg>), so the frame shows
+            # the same SVG as an image, and nothing of the removed markup leaks out as text
+            image = page.locator(".jp-OutputArea img.apflow-graph-img").first
+            expect(image).to_be_visible(timeout=60_000)
+            page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle())
+            svg = base64.b64decode(image.get_attribute("src").split(",", 1)[1]).decode()
+            statuses = {task: status for status, task in re.findall(r'data-status="(\w+)" data-task-id="(\w+)"', svg)}
+            assert statuses == {"report": "completed", "left": "completed", "right": "failed", "leaf": "completed"}
+            output = page.locator(".jp-OutputArea").nth(1)
+            assert "dependency)" not in output.inner_text() and "click for details" not in output.inner_text()
+            page.locator(".jp-OutputArea").nth(1).screenshot(path=str(ARTIFACTS / "graph-reopened-notebook.png"))
         finally:
             ctx.close()

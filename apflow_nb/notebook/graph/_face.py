@@ -12,6 +12,7 @@ panel stays open while the graph keeps updating).
 """
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any, Iterable
 
@@ -119,20 +120,37 @@ class GraphFace:
         return html
 
     def html(self, state: Any) -> str:
-        """The static frame: graph, clickable boxes, details panels (radio + panel pairs, CSS only)."""
+        """The static frame: graph, clickable boxes, details panels (radio + panel pairs, CSS only).
+
+        Where HTML is sanitized (a notebook JupyterLab does not trust: ``<style>`` and ``<svg>``
+        removed, inline styles kept) the graph shows as an image of the same SVG instead: the inline
+        SVG and the image swap places only through the frame's own stylesheet.
+        """
         uid = self.uid
-        css = (f"#{uid}-h .apflow-panel{{display:none}}"
-               f"#{uid}-h input.apflow-pick:checked+.apflow-panel{{display:block}}"
+        css = (f"#{uid}-h input.apflow-pick:checked+.apflow-slot{{display:block !important}}"
+               f"#{uid}-h .apflow-svg-box{{display:block !important}}"
+               f"#{uid}-h .apflow-graph-img{{display:none !important}}"
                f"#{uid}-h label.apflow-node:hover{{outline:2px solid {P.color('in_progress')};border-radius:6px}}"
                + panel_css(f"#{uid}-h"))
-        radios = [f'<input type="radio" class="apflow-pick" name="{uid}" id="{uid}-none" hidden checked>']
+        hidden = 'hidden style="display:none"'
+        radios = [f'<input type="radio" class="apflow-pick" name="{uid}" id="{uid}-none" {hidden} checked>']
         for k in range(len(self.plan.items)):
-            radios.append(f'<input type="radio" class="apflow-pick" name="{uid}" id="{uid}-r{k}" hidden>'
-                          + self.panel(k, state))
+            radios.append(f'<input type="radio" class="apflow-pick" name="{uid}" id="{uid}-r{k}" {hidden}>'
+                          f'<div class="apflow-slot" style="display:none">{self.panel(k, state)}</div>')
         return (f'<div class="apflow-graph" id="{uid}-h" data-root-id="{P.esc(self.spec.root_id)}" '
                 f'style="font-family:{P.FONT};font-size:12px"><style>{css}</style>'
-                f"{self.summary_html()}{self.graph_html(state)}"
+                f"{self.summary_html()}{self._static_graph(state)}"
                 f'<div class="apflow-panels">{"".join(radios)}</div></div>')
+
+    def _static_graph(self, state: Any) -> str:
+        w, h = self.layout.width, self.layout.height
+        image = base64.b64encode(self.svg(state, standalone=True).encode()).decode()
+        return (f'<div class="apflow-graph-scroll" style="overflow:auto;max-height:{MAX_HEIGHT}px;max-width:100%">'
+                f'<div style="position:relative;width:{w:.0f}px;height:{h:.0f}px">'
+                f'<img class="apflow-graph-img" alt="dependency graph" width="{w:.0f}" height="{h:.0f}" '
+                f'style="display:block;max-width:none" src="data:image/svg+xml;base64,{image}">'
+                f'<div class="apflow-svg-box" style="display:none">{self.svg(state)}</div>'
+                f"{self._label_html}</div></div>")
 
     def summary_html(self) -> str:
         """One muted line: how many tasks, boxes and layers; how to see details."""
