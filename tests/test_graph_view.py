@@ -114,7 +114,7 @@ def test_hostile_strings_are_escaped_everywhere():
     row.status, row.error = "weird<b>status", 'Traceback\n  File "<x>"\nRuntimeError: </pre><script>alert(3)</script>'
     for out in (g.svg(), g.html()):
         assert "<script" not in out and "<img src=x" not in out and "weird<b>" not in out
-        assert "x        assert 'x"><img' not in out and "x&quot;&gt;&lt;img" in outquot;&gt;&lt;img src=x" in out  # the name, escaped
+        assert "x&quot;&gt;&lt;img src=x" in out  # the name, escaped
     assert node_status(g.svg(), "&lt;script&gt;alert(1)&lt;/script&gt;") == "unknown"
     ET.fromstring(g.svg())  # control characters dropped: still well-formed XML
 
