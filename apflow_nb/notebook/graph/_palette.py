@@ -1,5 +1,5 @@
-"""The graph's colours, icons and escaping, in one place (to switch to the views' palette module
-when it lands). Colours are JupyterLab CSS variables with the table's colours as fallbacks, so the
+"""The graph's colours, icons and escaping, in one place: the views' palette module when it is
+there (one palette for table and graph), else the table's colours from progress.py. Colours are JupyterLab CSS variables with the table's colours as fallbacks, so the
 graph follows the light and dark themes and still reads where no variable is defined (nbconvert,
 GitHub, an ``<img>`` of the SVG).
 """
@@ -8,21 +8,23 @@ from __future__ import annotations
 import html
 import re
 
-from apflow_nb.notebook.progress import COLORS, ICONS
-
 STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 UNKNOWN = "unknown"
 
-STATUS_VAR = {
-    "pending": "--jp-ui-font-color3",
-    "in_progress": "--jp-brand-color1",
-    "completed": "--jp-success-color1",
-    "failed": "--jp-error-color1",
-    "cancelled": "--jp-ui-font-color2",
-    UNKNOWN: "--jp-ui-font-color3",
-}
-FALLBACK = dict(COLORS, unknown="#9e9e9e")
-ICON = dict(ICONS, unknown="?")
+try:  # the views' one palette, where it exists: the table and the graph then share every colour and icon
+    from apflow_nb.notebook.palette import STYLES as _STYLES
+except ImportError:  # pragma: no cover - older layout: the table's colours and icons in progress.py
+    from apflow_nb.notebook.progress import COLORS as _COLORS, ICONS as _ICONS
+
+    _VARS = {"pending": "--jp-ui-font-color3", "in_progress": "--jp-brand-color1", "completed": "--jp-success-color1",
+             "failed": "--jp-error-color1", "cancelled": "--jp-ui-font-color2"}
+    STATUS_VAR = dict(_VARS, unknown="--jp-ui-font-color3")
+    FALLBACK = dict(_COLORS, unknown="#9e9e9e")
+    ICON = dict(_ICONS, unknown="?")
+else:
+    STATUS_VAR = {s: _STYLES[s].var for s in (*STATUSES, UNKNOWN)}
+    FALLBACK = {s: _STYLES[s].fallback for s in (*STATUSES, UNKNOWN)}
+    ICON = {s: _STYLES[s].icon for s in (*STATUSES, UNKNOWN)}
 
 # surfaces, text and lines: (CSS variable, fallback)
 BOX = ("--jp-layout-color1", "#ffffff")
