@@ -12,7 +12,7 @@ STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 UNKNOWN = "unknown"
 
 try:  # the views' one palette, where it exists: the table and the graph then share every colour and icon
-    from apflow_nb.notebook.palette import STYLES as _STYLES
+    from apflow_nb.analysis.palette import STYLES as _STYLES
 except ImportError:  # pragma: no cover - older layout: the table's colours and icons in progress.py
     from apflow_nb.notebook.progress import COLORS as _COLORS, ICONS as _ICONS
 
