@@ -4,7 +4,8 @@ Thin: parse the arguments (IPython's ``magic_arguments``), call the public Pytho
 
 - ``%%executor [ID] [--run JSON] [--thread] [--quiet]`` runs the cell like any cell and registers
   the executors it defines (see :meth:`ApflowMagics.executor`).
-- ``%%tree [--store URL] [--name VAR] [--no-display | --display MODE] [--user U] [--max-concurrency N]``
+- ``%%tree [--store URL] [--name VAR] [--no-display | --display MODE] [--view table|graph] [--user U]
+  [--max-concurrency N]``
   checks the task array in the cell, stores it, runs it with :func:`apflow_nb.run` and shows it live.
 - ``%apflow executors | history | cancel ID | show ROOT_ID | store [URL]``.
 
@@ -271,6 +272,8 @@ class ApflowMagics(Magics):
     @argument("--no-display", dest="no_display", action="store_true", help="do not show the live view")
     @argument("--display", default="auto", choices=["auto", "widget", "html", "text", "none"],
               help="which view: auto (the best one here), widget, html, text or none")
+    @argument("--view", default="table", choices=["table", "graph"],
+              help="the face the view starts on: table (one row per task) or graph (the dependency graph)")
     @argument("--user", default=None, metavar="USER_ID", help="user_id stored with the tasks")
     @argument("--max-concurrency", dest="max_concurrency", type=int, default=None, metavar="N",
               help="run at most N tasks at once")
@@ -311,7 +314,7 @@ class ApflowMagics(Magics):
             True if args.display == "auto" else args.display)
         try:
             handle = run(tasks, session=session, display=mode, max_concurrency=args.max_concurrency,
-                         user_id=args.user)
+                         user_id=args.user, view=args.view)
         except (ApflowError, ValueError, TypeError) as exc:
             raise UsageError(f"%%tree: {one_line(exc)}") from None
         self.shell.user_ns[name] = handle
