@@ -13,36 +13,15 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Engine, Integer, String, Table, and_, insert, select, update
+from sqlalchemy import Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
 from apflow_nb.core.storage.processes import owner_alive
-from apflow_nb.core.storage.sqlalchemy.models import Base, UTCDateTime, utcnow
+from apflow_nb.core.storage.sqlalchemy.models import cancel_requests, runs, utcnow
 
 LEASE_TTL = 30.0  # seconds without a heartbeat after which another host may take a run over
 HEARTBEAT = 2.0   # seconds between heartbeats
-
-runs = Table(
-    "apflow_runs", Base.metadata,
-    Column("root_id", String(255), primary_key=True),
-    Column("owner", String(255), nullable=False),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("heartbeat_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Column("status", String(50), nullable=True),
-)
-
-cancel_requests = Table(
-    "apflow_cancel_requests", Base.metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("root_id", String(255), nullable=False, index=True),
-    Column("task_id", String(255), nullable=True),  # None: the whole tree
-    Column("reason", String(1000), nullable=True),
-    Column("requested_by", String(255), nullable=True),
-    Column("requested_at", UTCDateTime, nullable=False),
-    Column("handled_at", UTCDateTime, nullable=True),
-)
 
 
 def describe_owner(owner: str) -> str:
