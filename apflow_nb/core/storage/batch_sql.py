@@ -15,7 +15,7 @@ from sqlalchemy import JSON, Text, bindparam, cast, insert, update
 from sqlalchemy.engine import Connection, Engine
 
 from apflow_nb.core.storage.json_text import dumps
-from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime
+from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime, utcnow
 
 Convert = Callable[[Any], Any]
 
@@ -73,6 +73,11 @@ class BatchWriter:
     def update_rows(self, conn: Connection, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """``UPDATE table SET <keys> WHERE id = :_task_id`` for every row (each has ``_task_id``)."""
         cols = self.table.c
+        stamped = [c.name for c in self.table.columns if c.onupdate is not None and c.name not in keys]
+        if stamped:  # an onupdate column (updated_at) the row does not set is compiled in: give it its value
+            now = utcnow()
+            rows = [dict(row, **dict.fromkeys(stamped, now)) for row in rows]
+            keys = keys + tuple(stamped)
         plan = self._updates.get(keys)
         if plan is None:
             if self.fast:
