@@ -69,7 +69,7 @@ TREES = {
 async def main(url: str, kind: str, out: str | None, dask: bool) -> None:
     executor_register(Stepper)
     executor_register(Slow)
-    runner = None
+    runner = cluster = client = None
     if dask:
         from distributed import Client, LocalCluster
 
@@ -95,6 +95,9 @@ async def main(url: str, kind: str, out: str | None, dask: bool) -> None:
     await run
     await manager.events.flush()
     sub.close()
+    if client is not None:
+        await client.close()
+        await cluster.close()
     if out:
         with open(out, "w") as fh:
             json.dump(seen, fh)
