@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import get_ipython
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
 from apflow_nb.core.storage.reading import dispose_readers
@@ -13,7 +14,7 @@ from tests.owners import Owner
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = get_ipython()  # the one global test shell, whichever module started it
+    shell = start_ipython() or TerminalInteractiveShell.instance()  # the one test shell, whoever started it
     shell.run_line_magic("load_ext", "apflow_nb")
     return shell
 
