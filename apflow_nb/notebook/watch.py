@@ -36,7 +36,7 @@ class Watch:
     ``w.cancel(task_id=None)``, ``w.stop()``, ``w.done()``, ``w.status``, ``w.root_id``."""
 
     def __init__(self, feed: StoreFeed, *, store: str | None = None, display: Any = True, max_rows: int = 100,
-                 keep_events: int = 10_000, view: LiveView | None = None, stream: Any = None):
+                 keep_events: int = 10_000, view: LiveView | None = None, stream: Any = None, drawer: Any = None):
         self.feed = feed
         self.root_id = feed.root_id
         self.store = store
@@ -48,6 +48,8 @@ class Watch:
         mode = resolve_mode(display)
         if self.view is None and mode != "none":
             self.view = LiveView(self.state, mode=mode, on_cancel=self.cancel, max_rows=max_rows, stream=stream)
+            if drawer is not None:
+                use_drawer(self.view, drawer)
         self._task: asyncio.Task[str] | None = None
         if self.view is not None:
             self.view.show()
@@ -151,14 +153,25 @@ class Watch:
         return f"<Watch {self.root_id[:8]} {self.state.summary()}>"
 
 
+def use_drawer(view: LiveView, drawer: Any) -> None:
+    """Draw ``view``'s state with ``drawer`` (anything with ``draw(state, final=False)``) instead of its
+    text line: how ``apflow-nb watch`` shows the whole table in a terminal."""
+    drawers = getattr(view, "drawers", None)
+    if isinstance(drawers, list):  # LiveView with a list of drawers (the Drawer protocol)
+        if view.text in drawers:
+            drawers.remove(view.text)
+        drawers.append(drawer)
+    view.text = drawer
+
+
 def watch(root_id: str | None = None, store: str | None = None, *, display: Any = True, max_rows: int = 100,
-          stream: Any = None) -> Watch:
+          stream: Any = None, drawer: Any = None) -> Watch:
     """Show a run that another process executes, live, from the store's event log; returns a Watch.
 
     ``root_id``: the run's root id (any task id of the run works too); None watches the newest
     running tree. ``store``: a URL (default: the default store). A run that is already over
     shows its final frame at once. ``display`` as for ``apflow_nb.run``; ``stream``: where a text
-    view writes (default: stdout).
+    view writes (default: stdout); ``drawer``: draws a text view's state instead of its progress line.
     """
     engine = reader_engine(store)
     if root_id is None:
@@ -168,4 +181,5 @@ def watch(root_id: str | None = None, store: str | None = None, *, display: Any 
                                      "(apflow_nb.history() lists the stored ones)")
     else:
         root_id = root_of(engine, root_id)
-    return Watch(StoreFeed(engine, root_id), store=store, display=display, max_rows=max_rows, stream=stream)
+    return Watch(StoreFeed(engine, root_id), store=store, display=display, max_rows=max_rows, stream=stream,
+                 drawer=drawer)
