@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "subscribe": "apflow_nb.core.events",
     "function_executor": "apflow_nb.core.base.function_task",
     "errors": "apflow_nb.core.errors",
+    "clear_cache": "apflow_nb.core.storage.cache",
     # notebook layer (imports IPython/ipywidgets only when used)
     "run": "apflow_nb.notebook.run",
     "Run": "apflow_nb.notebook.run",

@@ -31,6 +31,7 @@ class EventType(str, Enum):
     TASK_COMPLETED = "task_completed"
     TASK_FAILED = "task_failed"
     TASK_CANCELLED = "task_cancelled"
+    TASK_RETRYING = "task_retrying"  # an attempt failed; another follows after a delay
     EXECUTOR = "executor"  # anything an executor puts on its event_queue that is not progress
     HOOK_ERROR = "hook_error"  # a hook or storage extension raised or hung; the task's outcome stands
     WARNING = "warning"  # something was converted, dropped or abandoned; the run goes on

@@ -83,6 +83,9 @@ class TaskModel(Base):
     original_task_id = Column(String(255), nullable=True)
     has_copy = Column(Boolean, nullable=False, default=False)
     owner = Column(String(255), nullable=True)
+    options = Column(JSON, nullable=True)  # how to run it: cache, retries, retry_delay, retry_jitter, timeout
+    attempts = Column(Integer, nullable=True)  # attempts the last run made (retries + 1 at most)
+    cached_from = Column(String(255), nullable=True)  # the task whose cached result this one reused
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     started_at = Column(UTCDateTime, nullable=True)
     updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
