@@ -140,15 +140,42 @@ def test_a_store_password_never_shows_in_an_error(work):
     assert "s3cr3t-pw" not in out.stderr + out.stdout
 
 
-def test_ctrl_c_cancels_the_run_cleanly_and_exits_130(work):
+def results(work: Path) -> dict[str, str]:
+    engine = create_engine(f"sqlite:///{work / '.apflow' / 'tasks.db'}")
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("select key, result from apflow_tasks")).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_cancels_the_run_cleanly_and_exits_130(work, signum):
     proc = start(work, "run", "slow.json", "--executors", "execs.py")
     try:
         wait_for(lambda: running(work, "s"))
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "cancelling the run (Ctrl-C again to stop at once)" in err and "the run ended cancelled" in err
         assert statuses(work) == {"r": "cancelled", "s": "cancelled"}  # nothing left in_progress or pending
+        assert "grace period" in results(work)["s"]  # the normal path: the executor had its grace period
+    finally:
+        proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_still_leaves_nothing_running(work):
+    proc = start(work, "run", "slow.json", "--executors", "execs.py")
+    try:
+        wait_for(lambda: running(work, "s"))
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: statuses(work)["r"] == "cancelled")  # the first one is under way (s in its grace period)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert statuses(work) == {"r": "cancelled", "s": "cancelled"}
+        assert "the run was interrupted" in results(work)["s"]  # torn down, not waited for
     finally:
         proc.kill()
         proc.communicate(timeout=10)
@@ -176,6 +203,17 @@ def test_watch_and_cancel_a_run_of_another_terminal(work):
             if p is not None:
                 p.kill()
                 p.communicate(timeout=10)
+
+
+def test_every_command_line_in_the_readme_parses():
+    from apflow_nb.cli import parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## From a terminal"):readme.index("## How a tree runs")]
+    lines = [line.split("#")[0].split() for line in section.splitlines() if line.startswith("apflow-nb ")]
+    assert len(lines) >= 6 and {line[1] for line in lines} == {"run", "watch", "cancel", "history", "executors"}
+    for line in lines:
+        parser().parse_args(line[1:])
 
 
 def test_the_package_runs_as_a_module(work):
