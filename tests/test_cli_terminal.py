@@ -5,17 +5,25 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import textwrap
 
 import pytest
 
 from tests.test_cli import EXECUTORS, command, running, wait_for
 
-TREE = [{"id": "total", "name": "aggregate_results_executor", "dependencies": ["a", "b", "c"]},
-        {"id": "a", "name": "fetch_size", "parent_id": "total", "inputs": {"url": "https://a", "delay": 1.5}},
-        {"id": "b", "name": "fetch_size", "parent_id": "total", "dependencies": ["a"],
-         "inputs": {"url": "https://b", "delay": 1.0}},
-        {"id": "c", "name": "fetch_size", "parent_id": "total", "dependencies": ["a"],
-         "inputs": {"url": "https://c", "delay": 2.0}}]
+GATE = EXECUTORS + textwrap.dedent('''
+    import os
+
+    @executor_register
+    async def gate(path: str) -> dict:
+        while not os.path.exists(path):  # the test opens the gate once the watcher drew a live frame
+            await asyncio.sleep(0.02)
+        return {"opened": path}
+''')
+TREE = [{"id": "total", "name": "aggregate_results_executor", "dependencies": ["a", "b", "g"]},
+        {"id": "a", "name": "fetch_size", "parent_id": "total", "inputs": {"url": "https://a"}},
+        {"id": "b", "name": "fetch_size", "parent_id": "total", "dependencies": ["g"], "inputs": {"url": "https://b"}},
+        {"id": "g", "name": "gate", "parent_id": "total", "inputs": {"path": "go"}}]
 
 
 @pytest.fixture
@@ -35,12 +43,12 @@ def tmux(tmp_path):
 
 def test_apflow_nb_watch_redraws_in_a_terminal_while_another_process_runs_the_tree(tmp_path, tmux, monkeypatch):
     monkeypatch.delenv("APFLOW_NB_DATABASE_URL", raising=False)
-    (tmp_path / "execs.py").write_text(EXECUTORS)
+    (tmp_path / "execs.py").write_text(GATE)
     (tmp_path / "tree.json").write_text(json.dumps(TREE))
     runner = subprocess.Popen(command() + ["run", "tree.json", "--executors", "execs.py"], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: running(tmp_path, "a"))
+        wait_for(lambda: running(tmp_path, "g"))
         watch = " ".join(command() + ["watch", "total"])
         tmux("send-keys", "-t", "watch", f"cd {tmp_path} && {watch}; echo EXIT=$?", "Enter")
         screens: list[str] = []
@@ -49,15 +57,16 @@ def test_apflow_nb_watch_redraws_in_a_terminal_while_another_process_runs_the_tr
             screens.append(tmux("capture-pane", "-p", "-t", "watch"))
             return screens[-1]
 
-        wait_for(lambda: "in_progress" in screen() and "◔ fetch_size" in screens[-1])  # live, mid-run
+        wait_for(lambda: "in_progress" in screen() and "◔ gate [gate] in_progress" in screens[-1])  # live
+        (tmp_path / "go").touch()
         wait_for(lambda: "EXIT=" in screen())
         final = screens[-1]
         assert "EXIT=0" in final
         assert "apflow run total  [####################]  completed · 4/4 done · 100%" in final
-        assert final.count("✔ fetch_size [fetch_size] completed 100%") == 3
+        assert final.count("✔ fetch_size [fetch_size] completed 100%") == 2 and "✔ gate [gate] completed" in final
         assert final.count("apflow run total") == 1  # redrawn in place, not scrolled frame after frame
-        live = next(s for s in screens if "◔ fetch_size" in s)
-        assert "apflow run total" in live and "in_progress" in live
+        live = next(s for s in screens if "◔ gate" in s)
+        assert "apflow run total" in live and "○ fetch_size [fetch_size] pending" in live
         runner.communicate(timeout=30)
         assert runner.returncode == 0
     finally:
