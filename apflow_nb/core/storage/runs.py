@@ -118,3 +118,18 @@ def running_owner(engine: Engine, root_id: str) -> tuple[str, bool] | None:
     if row is None:
         return None
     return row.owner, owner_gone(row.owner, row.heartbeat_at)
+
+
+def lease_of(engine: Engine, root_id: str) -> Any:
+    """The lease row of ``root_id`` (owner, started_at, heartbeat_at, finished_at, status), or None."""
+    with engine.connect() as conn:
+        return conn.execute(select(runs.c.owner, runs.c.started_at, runs.c.heartbeat_at, runs.c.finished_at,
+                                   runs.c.status).where(runs.c.root_id == root_id)).first()
+
+
+def newest_running(engine: Engine) -> str | None:
+    """The root id of the most recently started run whose owner is still there, or None."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(runs.c.root_id, runs.c.owner, runs.c.heartbeat_at)
+                            .where(runs.c.finished_at.is_(None)).order_by(runs.c.started_at.desc())).all()
+    return next((r.root_id for r in rows if not owner_gone(r.owner, r.heartbeat_at)), None)
