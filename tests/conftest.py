@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from apflow_nb.core.extensions.registry import get_registry
-from apflow_nb.core.storage.session import create_session, dispose_engines
+from apflow_nb.core.storage.session import clear_default_database_url, create_session, dispose_engines
 from apflow_nb.core.storage.sqlalchemy.models import set_task_model_class
 
 
@@ -18,9 +18,11 @@ def _clean_registry():
     columns, indexes = set(table.columns.keys()), set(table.indexes)
     get_registry().clear()
     set_task_model_class(None)
+    clear_default_database_url()  # %apflow store sets the process's store; each test starts without it
     yield
     get_registry().clear()
     set_task_model_class(None)
+    clear_default_database_url()
     for name in set(table.columns.keys()) - columns:
         table._columns.remove(table.columns[name])
     for index in set(table.indexes) - indexes:

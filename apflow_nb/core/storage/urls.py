@@ -24,6 +24,7 @@ _known: set[str] = set()
 _lock = threading.Lock()
 # scheme://user:password@ in free text (a URL someone pasted into a message), and key=value conninfo passwords
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@'\"]*):(?P<pw>[^@\s'\"/]*)@")
+_EXAMPLES = ("", MASK, "password")  # the placeholder in our own help text is not a password
 _CONNINFO = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
@@ -109,7 +110,7 @@ def scrub(text: Any, *urls: Any) -> str:
         elif url is not None:
             remember_password(getattr(url, "password", None))
     out = str(text)
-    out = _USERINFO.sub(lambda m: f"{m.group('head')}:{MASK}@" if m.group("pw") else m.group(0), out)
+    out = _USERINFO.sub(lambda m: f"{m.group('head')}:{MASK}@" if m.group("pw") not in _EXAMPLES else m.group(0), out)
     out = _CONNINFO.sub(lambda m: f"{m.group('head')}{MASK}", out)
     with _lock:
         known = sorted(_known, key=len, reverse=True)
