@@ -136,6 +136,12 @@ def get_engine(url: str | None = None, **engine_kwargs: Any) -> Engine:
         return engine
 
 
+def open_engine(url: str) -> Engine | None:
+    """The engine this process already opened for ``url`` (``get_engine``), or None: readers reuse it."""
+    with _lock:
+        return _engines.get(url)
+
+
 def _prepare_sqlite(parsed: URL, kwargs: dict[str, Any]) -> None:
     """Engine arguments for a SQLite URL; creates a new file's folder (0700) and the file (0600)."""
     database = parsed.database
