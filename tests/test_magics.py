@@ -10,7 +10,7 @@ import re
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import apflow_nb
@@ -19,7 +19,7 @@ from apflow_nb import get_registry
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = globalipapp.get_ipython()  # the one test shell, whichever module started it
     shell.run_line_magic("load_ext", "apflow_nb")
     formatter = shell.display_formatter
     active = list(formatter.active_types)
