@@ -196,8 +196,8 @@ async def test_failed_required_dependency_fails_dependents_without_running(manag
         node.add_child(TaskTreeNode(t))
     await manager.distribute_task_tree(node)
     assert bad.status == "failed"
-    assert mid.status == "failed" and "required dependency 'boom' (bad) failed" in mid.error
-    assert root.status == "failed" and "(mid)" in root.error
+    assert mid.status == "failed" and "skipped: required dependency 'bad' failed" in mid.error and mid.result["error_type"] == "DependencyFailed"
+    assert root.status == "failed" and "'mid'" in root.error
     assert opt.status == "completed"  # an optional failed dependency does not block
     assert len(ran) == 1  # only `opt` ran
     assert node.tree_status == "failed"

@@ -389,17 +389,17 @@ async def test_tree_in_a_running_loop_runs_in_the_background_and_cancels(ip, sto
     ('[{"id": "a", "name": "double", "dependencies": ["b"]}, {"id": "b", "name": "double", "parent_id": "a", '
      '"dependencies": ["a"]}]', "%%tree: CircularDependencyError: Circular dependency detected: a -> b -> a"),
     ('[{"id": "a", "name": "double"}, {"id": "b", "name": "double", "parent_id": "zz"}]',
-     "%%tree: TaskArrayError: task[1] 'double': parent_id 'zz' is not a task of this array"),
+     "%%tree: TaskArrayError: task 'b': parent_id 'zz' is not a task of this array"),
     ('[{"id": "a", "name": "double", "dependencies": ["nope"]}]',
-     "%%tree: TaskArrayError: task[0] 'double': dependency 'nope' is not a task of this array"),
+     "%%tree: TaskArrayError: task 'a': dependency 'nope' is not a task of this array"),
     ('[{"id": "a", "name": "doubel"}]',
-     "%%tree: ExecutorNotFoundError: task[0] 'doubel': no executor registered as 'doubel'"),
+     "%%tree: ExecutorNotFoundError: task 'a': no executor registered as 'doubel'"),
     ('[{"id": "a", "name": "double", "inputs": {"x": "many"}}]',
-     "%%tree: InputValidationError: task[0] 'double': Invalid inputs for executor 'double': inputs.x"),
+     "%%tree: InputValidationError: task 'a': Invalid inputs for executor 'double': inputs.x"),
     ('[{"id": "a", "name": "double"}, {"id": "a", "name": "double", "parent_id": "a"}]',
-     "%%tree: TaskArrayError: task[1] 'double': duplicate id 'a'"),
+     "%%tree: TaskArrayError: task[1]: duplicate id 'a' (also task[0])"),
     ('[{"id": "a", "name": "double", "priority": "high"}]',
-     "%%tree: TaskArrayError: task[0] 'double': priority must be an integer"),
+     "%%tree: TaskArrayError: task 'a': priority must be an integer"),
     ("[]", "%%tree: TaskArrayError: the task array is empty"),
     ("just words", "%%tree: the cell must hold a list of tasks (JSON or YAML), got str"),
     ('[{"id": "a",, }]', "%%tree: not valid JSON (line 1, column 13"),
@@ -449,7 +449,7 @@ def test_apflow_history_show_and_cancel_of_a_stored_tree(ip, store):
     from apflow_nb import TaskManager, create_session
 
     repo = TaskManager(create_session()).task_repository
-    from apflow_nb.core.execution.task_array import create_task_tree_from_array
+    from apflow_nb.core.storage.task_array import create_task_tree_from_array
 
     pending = create_task_tree_from_array(repo, [{"id": "p", "name": "aggregate_results_executor"},
                                                  {"id": "p1", "name": "double", "parent_id": "p",

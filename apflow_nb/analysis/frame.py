@@ -90,6 +90,7 @@ def history_frame(base: dict[str, Any], extra: dict[str, Sequence[Any]],
     created, started, completed = (timestamps(base[k]) for k in ("created_at", "started_at", "completed_at"))
     columns: dict[str, Any] = {
         "task_id": texts(base["task_id"]),
+        "key": texts(base["key"]),
         "root_id": texts(base["root_id"]),
         "parent_id": texts(base["parent_id"]),
         "depth": np.asarray(base["depth"], dtype="int64").reshape(n),

@@ -9,23 +9,24 @@ from apflow_nb.analysis.flatten import gc_paused
 from apflow_nb.analysis.stores import TASKS, resolve_engine, table_of
 from apflow_nb.analysis.tree import depths_and_roots, fetch_missing_ancestors, tree_order
 
-FIELDS = ["id", "parent_id", "name", "executor", "status", "priority", "user_id", "progress", "error",
+FIELDS = ["id", "key", "parent_id", "name", "executor", "status", "priority", "user_id", "progress", "error",
           "created_at", "started_at", "completed_at"]
 
 
 def history(store: Any = None, *, status: str | Iterable[str] | None = None,
-            executor: str | Iterable[str] | None = None, root_id: str | None = None, user_id: str | None = None,
+            executor: str | Iterable[str] | None = None, root_id: str | None = None,
+            key: str | Iterable[str] | None = None, user_id: str | None = None,
             since: datetime | str | None = None, until: datetime | str | None = None, limit: int | None = None,
             flatten: bool = True) -> Any:
     """Stored tasks as a pandas DataFrame, one row per task (like MLflow's ``search_runs``).
 
-    Columns: task_id, root_id, parent_id, depth, name, executor, status, priority, user_id,
+    Columns: task_id, key (the id the user wrote in the task array; the same in every run of it), root_id, parent_id, depth, name, executor, status, priority, user_id,
     created_at, started_at, completed_at (``datetime64[us, UTC]``), duration_s, progress, error;
     then ``inputs.<key>`` and ``result.<key>`` (nested keys joined with dots, sorted; a result that
     is not a dict is in ``result``), or with ``flatten=False`` the dicts in ``inputs`` and ``result``;
     then the columns a custom TaskModel adds.
 
-    Filters run in SQL: ``status`` and ``executor`` (one value or several; the executor is
+    Filters run in SQL: ``status``, ``executor`` and ``key`` (one value or several; the executor is
     ``params.executor_id``, else ``schemas.method``, else the name), ``user_id``, ``since`` <=
     created_at < ``until`` (naive datetimes and ISO strings are UTC). ``root_id`` gives one run's
     tree in tree order (depth first, siblings in creation order); otherwise the newest tasks come
@@ -37,7 +38,7 @@ def history(store: Any = None, *, status: str | Iterable[str] | None = None,
     """
     limit = q.check_limit(limit)
     with gc_paused():
-        return _history(store, status=status, executor=executor, root_id=root_id, user_id=user_id, since=since,
+        return _history(store, status=status, executor=executor, key=key, root_id=root_id, user_id=user_id, since=since,
                         until=until, limit=limit, flatten=flatten)
 
 

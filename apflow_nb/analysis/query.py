@@ -128,7 +128,8 @@ def task_columns(engine: Engine, tbl: Any, custom: Iterable[tuple[str, str]] = (
     """What history() selects: the fixed columns, the executor (computed), times and JSON in their
     cheapest form, root_id when the store has it, and the custom columns ((name, kind) pairs)."""
     c = tbl.c
-    cols = [c.id, c.parent_id, c.name, executor_column(c).label("executor"), c.status,
+    key = func.coalesce(c.key, c.id) if "key" in c else c.id
+    cols = [c.id, key.label("key"), c.parent_id, c.name, executor_column(c).label("executor"), c.status,
             c.priority, c.user_id, number_column(engine, c.progress, "progress"), c.error]
     cols += [time_column(engine, c[n], n) for n in TIMES]
     cols += [json_column(engine, c[n], n) for n in with_json]
@@ -138,11 +139,14 @@ def task_columns(engine: Engine, tbl: Any, custom: Iterable[tuple[str, str]] = (
     return cols
 
 
-def task_filters(engine: Engine, tbl: Any, *, status: Any = None, executor: Any = None,
+def task_filters(engine: Engine, tbl: Any, *, status: Any = None, executor: Any = None, key: Any = None,
                  user_id: str | None = None, since: Any = None, until: Any = None) -> list[Any]:
     """The WHERE clauses of history()'s filters."""
     c = tbl.c
     where = []
+    keys = as_list(key)
+    if keys is not None:
+        where.append((func.coalesce(c.key, c.id) if "key" in c else c.id).in_(keys))
     statuses = as_list(status)
     if statuses is not None:
         where.append(c.status.in_(statuses))

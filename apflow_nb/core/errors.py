@@ -6,6 +6,10 @@ class ApflowError(Exception):
     """Base class of every error apflow_nb raises on purpose."""
 
 
+class TaskFieldError(ApflowError, ValueError):
+    """A task field has a value the store cannot hold (or one the engine owns); nothing was written."""
+
+
 class TaskTreeError(ApflowError, ValueError):
     """A task tree is malformed; raised before anything runs or is written."""
 
@@ -29,7 +33,7 @@ class UnknownDependencyError(TaskTreeError):
     """A task depends on an id that is not part of the tree."""
 
 
-class TaskArrayError(TaskTreeError):
+class TaskArrayError(TaskTreeError, TaskFieldError):
     """A task array (the list-of-dicts tree format) is malformed."""
 
 

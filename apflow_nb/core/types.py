@@ -1,4 +1,7 @@
-"""TaskStatus and TaskTreeNode: the shapes every layer shares."""
+"""The vocabulary every layer shares: TaskStatus, the final statuses, executor_id_of, TaskTreeNode.
+
+Statuses are defined here once; the engine, the views and history all import them from here.
+"""
 from __future__ import annotations
 
 from enum import Enum
@@ -26,9 +29,38 @@ class TaskStatus(str, Enum):
 _FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 FINAL_STATUSES = frozenset(s.value for s in _FINAL)
 
+# plain-string forms, for hot paths and comparisons with stored values
+PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = (s.value for s in TaskStatus)
+STATUSES = tuple(s.value for s in TaskStatus)
+
+# error types the engine stores for tasks that never ran because of an upstream task
+DEPENDENCY_FAILED = "DependencyFailed"
+DEPENDENCY_CANCELLED = "DependencyCancelled"
+
+
+def executor_id_of(task: Any) -> str:
+    """Which executor runs ``task``: ``params["executor_id"]``, else ``schemas["method"]``, else its name.
+
+    ``task`` is anything with ``name``, ``params`` and ``schemas`` (a TaskModel row or a task-array dict).
+    """
+    if isinstance(task, dict):
+        params, schemas, name = task.get("params"), task.get("schemas"), task.get("name")
+    else:
+        params, schemas, name = task.params, task.schemas, task.name
+    if params and isinstance(params, dict) and params.get("executor_id"):
+        return str(params["executor_id"])
+    if schemas and isinstance(schemas, dict) and schemas.get("method"):
+        return str(schemas["method"])
+    return name
+
+
+def key_of(task: Any) -> str:
+    """The name the user gave a task (its ``key``), falling back to its id for rows stored before keys."""
+    return getattr(task, "key", None) or task.id
+
 # Keys that TaskTreeNode answers with ``node[key]``: the task's own columns.
 _ITEM_KEYS = frozenset(
-    {"id", "name", "status", "result", "error", "progress", "inputs", "params", "schemas",
+    {"id", "key", "name", "status", "result", "error", "progress", "inputs", "params", "schemas",
      "priority", "dependencies", "parent_id", "user_id", "created_at", "started_at",
      "updated_at", "completed_at"}
 )
@@ -107,11 +139,14 @@ class TaskTreeNode:
         return [n.task for n in self.walk()]
 
     def find(self, task_id: str) -> "TaskTreeNode | None":
-        """The node whose task has this id, or None."""
+        """The node whose task has this id, else the one whose key (the id the user wrote) it is; or None."""
+        by_key = None
         for node in self.walk():
             if node.task.id == task_id:
                 return node
-        return None
+            if by_key is None and getattr(node.task, "key", None) == task_id:
+                by_key = node
+        return by_key
 
     def __len__(self) -> int:
         return sum(1 for _ in self.walk())

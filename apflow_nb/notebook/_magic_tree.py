@@ -53,7 +53,7 @@ def check_task_array(tasks: list[dict[str, Any]]) -> None:
     Raises the core's named errors (TaskArrayError, CircularDependencyError,
     ExecutorNotFoundError, InputValidationError), whose messages name the task and field.
     """
-    from apflow_nb.core.execution.task_array import check_executors, normalize_task_array
+    from apflow_nb.core.storage.task_array import check_executors, normalize_task_array
 
     check_executors(normalize_task_array(tasks))
 

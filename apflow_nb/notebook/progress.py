@@ -27,6 +27,7 @@ class TaskRow:
     id: str
     name: str
     parent_id: str | None = None
+    key: str = ""  # the id the user wrote (the stored id may carry a run tag); set from id when empty
     depth: int = 0
     executor: str = ""
     status: str = "pending"
@@ -35,6 +36,10 @@ class TaskRow:
     ended: float | None = None
     error: str | None = None
     message: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = self.id
 
     def elapsed(self, now: float | None = None) -> float | None:
         """Seconds run so far (or in all, once finished); None before it starts."""
@@ -88,13 +93,13 @@ class RunState:
     @classmethod
     def from_tree(cls, node: Any) -> "RunState":
         """The state of a stored TaskTreeNode, before (or without) any event."""
-        from apflow_nb.core.execution.task_manager import executor_id_of
+        from apflow_nb.core.types import executor_id_of, key_of
 
         state = cls(root_id=node.task.id)
         for n, depth in node.walk_with_depth():
             t = n.task
             parent = n.parent  # compared with None: a TaskTreeNode's truth is its len(), a walk of its tree
-            row = TaskRow(id=t.id, name=t.name, parent_id=parent.task.id if parent is not None else None,
+            row = TaskRow(id=t.id, name=t.name, key=key_of(t), parent_id=parent.task.id if parent is not None else None,
                           depth=depth, executor=executor_id_of(t), status=str(t.status),
                           progress=float(t.progress or 0.0), error=t.error)
             if t.started_at is not None:
@@ -147,7 +152,7 @@ class RunState:
             for item in event.data.get("tasks", ()):
                 row = self.rows.get(item["id"])
                 if row is None:
-                    row = TaskRow(id=item["id"], name=item["name"])
+                    row = TaskRow(id=item["id"], name=item["name"], key=item.get("key") or item["id"])
                     self._add(row)
                 row.parent_id, row.depth = item.get("parent_id"), item.get("depth", 0)
                 row.executor = item.get("executor", "")

@@ -42,7 +42,7 @@ def as_tree(tree: Any, manager: Any, user_id: str | None = None) -> TaskTreeNode
     if isinstance(tree, TaskTreeNode):
         return tree
     if isinstance(tree, (list, tuple)):
-        from apflow_nb.core.execution.task_array import create_task_tree_from_array
+        from apflow_nb.core.storage.task_array import create_task_tree_from_array
 
         return create_task_tree_from_array(manager.task_repository, list(tree), user_id=user_id,
                                            validate_executors=True)
@@ -199,6 +199,11 @@ class Run:
         """The events this run's view saw, oldest first (the last ``keep_events``; a task's
         progress events may arrive coalesced when they come faster than the loop delivers)."""
         return list(self._events)
+
+    @property
+    def run_id(self) -> str:
+        """This run's id: its root task's stored id (``history(root_id=run.run_id)`` finds exactly this run)."""
+        return self.root_id
 
     def frame(self, flatten: bool = True) -> Any:
         """The run's tasks as a DataFrame in tree order (``apflow_nb.history(root_id=...)``)."""

@@ -30,14 +30,14 @@ from apflow_nb.core.events import Event, EventBus, EventType, default_bus
 from apflow_nb.core.execution.hooks import call_hook, hook_label
 from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.runner import ExecutionContext, LocalRunner, Runner
-from apflow_nb.core.execution.tree_check import check_dependencies, check_unique
+from apflow_nb.core.tree_check import check_dependencies, check_unique
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.storage.recovery import process_identity
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
 from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository, json_problem
-from apflow_nb.core.types import TaskTreeNode
+from apflow_nb.core.types import DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, TaskTreeNode
 
 logger = logging.getLogger("apflow_nb.execution")
 
@@ -373,7 +373,7 @@ class TaskManager:
         for node, depth in run.root.walk_with_depth():
             t = node.task
             s = run.states[t.id]
-            out.append({"id": t.id, "name": t.name, "parent_id": node.parent.task.id if node.parent else None,
+            out.append({"id": t.id, "key": getattr(t, "key", None) or t.id, "name": t.name, "parent_id": node.parent.task.id if node.parent else None,
                         "depth": depth, "status": s.status, "executor": executor_id_of(t),
                         "priority": t.priority, "dependencies": [d["id"] for d in s.deps],
                         "progress": 1.0 if s.status == COMPLETED else 0.0})
@@ -405,10 +405,13 @@ class TaskManager:
             if d.status != PENDING:
                 continue
             if s.status != COMPLETED and required:
+                upstream = getattr(s.task, "key", None) or s.task.id
                 if s.status == CANCELLED:
-                    self._finish_unstarted(d, CANCELLED, f"dependency {s.task.name!r} ({s.task.id}) was cancelled")
+                    self._finish_unstarted(d, CANCELLED, f"skipped: required dependency {upstream!r} was cancelled",
+                                           DEPENDENCY_CANCELLED, upstream)
                 else:
-                    self._finish_unstarted(d, FAILED, f"required dependency {s.task.name!r} ({s.task.id}) failed")
+                    self._finish_unstarted(d, FAILED, f"skipped: required dependency {upstream!r} failed",
+                                           DEPENDENCY_FAILED, upstream)
                 continue
             d.waiting -= 1
             if d.waiting == 0:
@@ -571,21 +574,28 @@ class TaskManager:
         for hook in get_hooks("post"):
             await self._safe_hook(hook, s.run, s.task, inputs, result)
 
-    def _finalize(self, s: _TaskState, status: str, result: Any, error: str | None) -> None:
+    def _finalize(self, s: _TaskState, status: str, result: Any, error: str | None,
+                  data: dict[str, Any] | None = None) -> None:
         now = utcnow()
         values: dict[str, Any] = {"status": status, "result": result, "error": error, "completed_at": now,
                                   "updated_at": now}
         if status == COMPLETED:
             values["progress"] = 1.0
-        self._change(s, status, values, _FINAL_EVENT[status], {"error": error} if error else None)
+        if error:
+            data = dict(data or (), error=error)
+        self._change(s, status, values, _FINAL_EVENT[status], data)
         self._settled(s)
 
-    def _finish_unstarted(self, s: _TaskState, status: str, reason: str) -> None:
+    def _finish_unstarted(self, s: _TaskState, status: str, reason: str, error_type: str | None = None,
+                          upstream: str | None = None) -> None:
         """End a task that never started (dependency failed or cancelled, or cancelled while waiting)."""
         if s.status in FINAL:
             return
         result = {"status": status, "error" if status == FAILED else "message": reason}
-        self._finalize(s, status, result, reason if status == FAILED else None)
+        if error_type:
+            result.update(error_type=error_type, upstream=upstream)
+        self._finalize(s, status, result, reason if status == FAILED else None,
+                       {"error_type": error_type, "upstream": upstream} if error_type else None)
         run = s.run
         if run.storages or get_hooks("post"):
             task = asyncio.ensure_future(self._after_unstarted(s, result))

@@ -64,6 +64,8 @@ class TaskModel(Base):
     __table_args__ = {"extend_existing": True}
 
     id = Column(String(255), primary_key=True, default=new_task_id)
+    # the name the user gave the task (a task array's "id"): ids are unique per store, keys repeat per run
+    key = Column(String(255), nullable=True, index=True)
     parent_id = Column(String(255), nullable=True, index=True)
     root_id = Column(String(255), nullable=True, index=True)
     user_id = Column(String(255), nullable=True, index=True)

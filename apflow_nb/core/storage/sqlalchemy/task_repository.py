@@ -6,41 +6,17 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from apflow_nb.core.errors import InputValidationError, TaskNotFoundError, UnknownTaskFieldError
+from sqlalchemy.exc import IntegrityError
+
+from apflow_nb.core.errors import DuplicateTaskIdError, TaskNotFoundError, UnknownTaskFieldError
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
+from apflow_nb.core.storage.task_fields import (
+    MAX_ID_LENGTH, check_custom_fields, check_json_field, check_priority, check_text, json_problem,
+    normalize_dependencies,
+)
 from apflow_nb.core.types import TaskTreeNode
 
-_STANDARD_ARGS = {"name", "user_id", "parent_id", "priority", "dependencies", "inputs", "schemas", "params", "id"}
-
-
-def json_problem(value: Any) -> str | None:
-    """None when ``value`` can be stored as JSON (strictly: no NaN), else what is wrong with it."""
-    import json
-
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def normalize_dependencies(deps: Any, *, where: str = "dependencies") -> list[dict[str, Any]]:
-    """``["a", {"id": "b", "required": False}]`` -> ``[{"id": "a", "required": True}, {"id": "b", "required": False}]``."""
-    if deps is None:
-        return []
-    if isinstance(deps, (str, dict)) or not isinstance(deps, Iterable):
-        deps = [deps]
-    out = []
-    for i, dep in enumerate(deps):
-        if isinstance(dep, str):
-            out.append({"id": dep, "required": True})
-        elif isinstance(dep, dict) and isinstance(dep.get("id"), str) and dep["id"]:
-            item = dict(dep)
-            item["required"] = bool(item.get("required", True))
-            out.append(item)
-        else:
-            raise ValueError(f"{where}[{i}] must be a task id or {{'id': ..., 'required': bool}}, got {dep!r}")
-    return out
+__all__ = ["TaskRepository", "json_problem", "normalize_dependencies"]
 
 
 class TaskRepository:
@@ -64,37 +40,30 @@ class TaskRepository:
     def build_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
                    priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
                    schemas: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                   id: str | None = None, **fields: Any) -> TaskModel:
-        """A new, unsaved task after checking every argument (see :meth:`create_task`)."""
+                   id: str | None = None, key: str | None = None, **fields: Any) -> TaskModel:
+        """A new, unsaved task after checking every argument (see :meth:`create_task`).
+
+        Raises TaskFieldError (or UnknownTaskFieldError) naming the task and field; nothing is written.
+        """
         model = self.model
-        if not isinstance(name, str) or not name:
-            raise ValueError("a task needs a non-empty name (the executor id, unless schemas['method'] says otherwise)")
-        if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
-            raise ValueError(f"priority must be an integer from 0 (urgent) to 3 (low), got {priority!r}")
+        where = f"task {key or id or name!r}"
+        check_text(name, "name", where, required=True)
+        for label, value in (("id", id), ("key", key)):
+            check_text(value, label, where, max_length=MAX_ID_LENGTH)
+        check_text(user_id, "user_id", where)
+        check_text(parent_id, "parent_id", where)
+        check_priority(priority, where)
         for label, value in (("inputs", inputs), ("schemas", schemas), ("params", params)):
-            if value is not None and not isinstance(value, dict):
-                raise TypeError(f"{label} of task {name!r} must be a dict, got {type(value).__name__}")
-            problem = json_problem(value)
-            if problem:
-                raise InputValidationError(f"{label} of task {name!r} cannot be stored as JSON ({problem}); "
-                                           f"use dicts, lists, strings, numbers, booleans and None")
+            check_json_field(value, label, where)
+        deps = normalize_dependencies(dependencies, where=f"{where} dependencies")
         if fields:
-            columns = {c.key for c in model.__mapper__.column_attrs}
-            unknown = sorted(set(fields) - columns)
-            if unknown:
-                extra = sorted(columns - _STANDARD_ARGS - {"status", "result", "error", "progress", "created_at",
-                                                          "started_at", "updated_at", "completed_at", "root_id",
-                                                          "has_children", "original_task_id", "has_copy", "owner"})
-                raise UnknownTaskFieldError(
-                    f"create_task got unknown field(s) {', '.join(map(repr, unknown))}: {model.__name__} has no such "
-                    f"column (custom columns: {', '.join(extra) or 'none'}). Add a Column to a TaskModel subclass "
-                    f"and call set_task_model_class(...) before creating tasks.")
+            check_custom_fields(fields, model, where)
         task_id = id or new_task_id()
         now = utcnow()
-        return model(id=task_id, name=name, user_id=user_id, parent_id=parent_id, priority=priority,
-                     dependencies=normalize_dependencies(dependencies), inputs=dict(inputs or {}),
-                     schemas=schemas, params=params, status="pending", progress=0.0,
-                     has_children=False, has_copy=False, created_at=now, updated_at=now, **fields)
+        return model(id=task_id, key=key or task_id, name=name, user_id=user_id, parent_id=parent_id,
+                     priority=priority, dependencies=deps, inputs=dict(inputs or {}), schemas=schemas,
+                     params=params, status="pending", progress=0.0, has_children=False, has_copy=False,
+                     created_at=now, updated_at=now, **fields)
 
     async def create_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
                           priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
@@ -104,36 +73,66 @@ class TaskRepository:
 
         ``name`` picks the executor unless ``schemas["method"]`` (or ``params["executor_id"]``)
         names one. ``dependencies`` are task ids or ``{"id", "required"}`` dicts. Extra keywords
-        must be columns of the TaskModel in use; anything else raises UnknownTaskFieldError.
+        must be columns of the TaskModel in use; anything else raises UnknownTaskFieldError. An
+        ``id`` already in the store raises DuplicateTaskIdError.
         """
         return self.create_tasks([dict(name=name, user_id=user_id, parent_id=parent_id, priority=priority,
                                        dependencies=dependencies, inputs=inputs, schemas=schemas, params=params,
                                        id=id, **fields)])[0]
 
     def create_tasks(self, specs: Sequence[dict[str, Any]]) -> list[TaskModel]:
-        """Store many tasks in one transaction (a sync method: bulk loading, task arrays)."""
+        """Store many tasks in one transaction (a sync method: bulk loading, task arrays).
+
+        All or nothing: on any error nothing is stored and the session is left usable.
+        """
         self._ensure_schema()
         tasks = [self.build_task(**spec) for spec in specs]
         by_id = {t.id: t for t in tasks}
-        parents_outside = {t.parent_id for t in tasks if t.parent_id and t.parent_id not in by_id}
-        outside: dict[str, TaskModel] = {}
-        if parents_outside:
-            model = self.model
-            rows = self.session.scalars(select(model).where(model.id.in_(parents_outside))).all()
-            outside = {r.id: r for r in rows}
-            missing = parents_outside - set(outside)
-            if missing:
-                raise TaskNotFoundError(f"parent task(s) {', '.join(sorted(missing))} not found in the store; "
-                                        f"create the parent first or leave parent_id empty.")
-        for task in tasks:  # parents listed before their children get their root ids first
+        outside = self._outside_parents(tasks, by_id)
+        for task in tasks:
             parent = by_id.get(task.parent_id) or outside.get(task.parent_id) if task.parent_id else None
             if parent is not None:
                 parent.has_children = True
         for task in tasks:
             task.root_id = self._root_of(task, by_id, outside)
-        self.session.add_all(tasks)
-        self.session.commit()
+        try:
+            self.session.add_all(tasks)
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            taken = self.existing_ids(by_id)
+            raise DuplicateTaskIdError(
+                f"task id(s) {', '.join(map(repr, sorted(taken)[:5])) or '(unknown)'} already exist in the store; "
+                f"give new ids, or leave id out to get fresh ones. Nothing was stored.") from None
+        except BaseException:
+            self.session.rollback()
+            raise
         return tasks
+
+    def _outside_parents(self, tasks: list[TaskModel], by_id: dict[str, TaskModel]) -> dict[str, TaskModel]:
+        """Stored parents that ``tasks`` refer to; TaskNotFoundError for any that is missing."""
+        wanted = {t.parent_id for t in tasks if t.parent_id and t.parent_id not in by_id}
+        if not wanted:
+            return {}
+        model = self.model
+        rows = self.session.scalars(select(model).where(model.id.in_(wanted))).all()
+        outside = {r.id: r for r in rows}
+        missing = wanted - set(outside)
+        if missing:
+            self.session.rollback()
+            raise TaskNotFoundError(f"parent task(s) {', '.join(sorted(missing))} not found in the store; "
+                                    f"create the parent first or leave parent_id empty.")
+        return outside
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are already stored."""
+        model = self.model
+        ids = list(ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            found.update(self.session.scalars(select(model.id).where(model.id.in_(ids[i:i + 500]))).all())
+        self.session.rollback()  # end the read transaction: a writer elsewhere must not wait on it
+        return found
 
     @staticmethod
     def _root_of(task: TaskModel, *maps: dict[str, TaskModel]) -> str:
@@ -151,8 +150,8 @@ class TaskRepository:
 
     async def create_task_tree_from_array(self, tasks: Sequence[dict[str, Any]], *, user_id: str | None = None,
                                           validate_executors: bool = False) -> TaskTreeNode:
-        """Store a task array (list of task dicts) and return its tree; see ``core.execution.task_array``."""
-        from apflow_nb.core.execution.task_array import create_task_tree_from_array
+        """Store a task array (list of task dicts) and return its tree; see ``core.storage.task_array``."""
+        from apflow_nb.core.storage.task_array import create_task_tree_from_array
 
         return create_task_tree_from_array(self, tasks, user_id=user_id, validate_executors=validate_executors)
 
