@@ -8,7 +8,7 @@ import stat
 
 import apflow_nb
 from apflow_nb import TaskManager, create_session
-from apflow_nb.core.execution.task_array import create_task_tree_from_array
+from apflow_nb.core.storage.task_array import create_task_tree_from_array
 from apflow_nb.core.storage.session import dispose_engines
 
 
