@@ -30,6 +30,8 @@ from apflow_nb.core.events import Event, EventBus, EventType, default_bus
 from apflow_nb.core.execution.hooks import call_hook, hook_label
 from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.runner import ExecutionContext, LocalRunner, Runner
+from apflow_nb.core.secrets import forget as forget_secrets, reveal as reveal_secrets, secret_paths
+from apflow_nb.core.secrets import split as split_secrets
 from apflow_nb.core.tree_check import check_dependencies, check_unique
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
@@ -480,7 +482,8 @@ class TaskManager:
                     await self._complete(s, FAILED, {"status": FAILED, "error": msg, "error_type": "PreHookError",
                                                      "traceback": traceback.format_exc()}, msg, task.inputs)
                     return
-            inputs = task.inputs if isinstance(task.inputs, dict) else {}
+            inputs, held = split_secrets(task.inputs if isinstance(task.inputs, dict) else {}, secret_paths(executor))
+            set_committed_value(task, "inputs", inputs)  # secret values are "***" in the store; `held` has them
             bad = _json_problem(inputs)
             if bad:
                 msg = f"inputs of task {task.name!r} cannot be stored as JSON ({bad}); a pre-hook or dependency put it there"
@@ -489,7 +492,7 @@ class TaskManager:
                 return
             self.writer.mark(task.id, {"inputs": inputs})
             try:
-                validated = executor.validate_inputs(inputs)
+                validated = executor.validate_inputs(reveal_secrets(task, inputs, executor, held))
             except InputValidationError as exc:
                 await self._complete(s, FAILED, {"status": FAILED, "error": str(exc),
                                                  "error_type": "InputValidationError"}, str(exc), inputs)
@@ -560,6 +563,8 @@ class TaskManager:
                 msg = f"internal error: {type(exc).__name__}: {exc}"
                 self._finalize(s, FAILED, {"status": FAILED, "error": msg}, msg)
         finally:
+            if s.status == COMPLETED:
+                forget_secrets(task.id)  # a completed task never runs again: its secrets leave memory
             self._running -= 1
             self._pump()
 

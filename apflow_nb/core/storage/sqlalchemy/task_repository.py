@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.exc import IntegrityError
 
 from apflow_nb.core.errors import DuplicateTaskIdError, TaskNotFoundError, UnknownTaskFieldError
+from apflow_nb.core.secrets import hold_new_tasks
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
 from apflow_nb.core.storage.task_fields import (
     MAX_ID_LENGTH, check_custom_fields, check_json_field, check_priority, check_text, json_problem,
@@ -87,6 +88,7 @@ class TaskRepository:
         """
         self._ensure_schema()
         tasks = [self.build_task(**spec) for spec in specs]
+        hold_new_tasks(tasks)  # secret inputs are stored as "***"; their values stay in this process's memory
         by_id = {t.id: t for t in tasks}
         outside = self._outside_parents(tasks, by_id)
         for task in tasks:
