@@ -33,7 +33,7 @@ from apflow_nb.notebook._magic_cell import (
     changed_values, defined_classes, defined_functions, run_cell_code,
 )
 from apflow_nb.notebook._magic_tables import (
-    EXECUTOR, Note, Table, executors_table, trial_outcome, trial_pending,
+    EXECUTOR, Note, Table, executors_table, history_table, trial_outcome, trial_pending,
 )
 from apflow_nb.notebook._magic_tree import check_task_array, one_line, parse_tree_text
 
@@ -377,10 +377,11 @@ class ApflowMagics(Magics):
 
         split = lambda v: None if v is None else [s for s in v.split(",") if s]  # noqa: E731
         try:
-            return history(ns.store, status=split(ns.status), executor=split(ns.executor), root_id=ns.root_id,
-                           user_id=ns.user_id, limit=ns.limit)
+            frame = history(ns.store, status=split(ns.status), executor=split(ns.executor), root_id=ns.root_id,
+                            user_id=ns.user_id, limit=ns.limit)
         except (ApflowError, ValueError, *_store_errors()) as exc:
             raise UsageError(f"%apflow history: {one_line(exc, ns.store)}") from None
+        return history_table(frame)
 
     @staticmethod
     def _cancel(rest: list[str]) -> Note:
