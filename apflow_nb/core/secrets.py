@@ -59,6 +59,11 @@ def _secret_fields(executor: Any) -> tuple[frozenset[Path], dict[Path, str]]:
                 _walk_schema(schema, schema, (), paths, envs, ())
             cached = _by_model[model] = (frozenset(paths), envs)
         return cached
+    cls = executor if isinstance(executor, type) else type(executor)
+    if getattr(cls, "get_input_schema", None) is _NO_SCHEMA:  # ExecutableTask's own: no inputs declared
+        return _NONE
+    if isinstance(executor, type):
+        return _NONE  # a JSON Schema comes from an instance (it may depend on its configuration)
     try:
         schema = executor.get_input_schema() if hasattr(executor, "get_input_schema") else None
     except Exception:  # noqa: BLE001 - an executor whose schema cannot be built declares no secrets
@@ -67,6 +72,16 @@ def _secret_fields(executor: Any) -> tuple[frozenset[Path], dict[Path, str]]:
     if isinstance(schema, dict):
         _walk_schema(schema, schema, (), paths, envs, ())
     return frozenset(paths), envs
+
+
+def _no_schema() -> Any:
+    from apflow_nb.core.interfaces.executable_task import ExecutableTask
+
+    return ExecutableTask.get_input_schema
+
+
+_NO_SCHEMA = _no_schema()
+_NONE: tuple[frozenset[Path], dict[Path, str]] = (frozenset(), {})
 
 
 def _is_secret_type(annotation: Any) -> bool:
@@ -242,25 +257,33 @@ def hold_new_tasks(tasks: list[Any]) -> None:
 
     A task whose executor is not registered yet has no known secrets: its inputs are stored as given.
     """
+    found: dict[str, frozenset[Path]] = {}  # an array mostly repeats a few executors
     for task in tasks:
         if not task.inputs:
             continue
-        executor = _registered_executor(task)
-        if executor is not None:
-            hold_secrets(task, executor)
+        from apflow_nb.core.types import executor_id_of
+
+        executor_id = executor_id_of(task)
+        paths = found.get(executor_id)
+        if paths is None:
+            executor = _registered_executor(executor_id)
+            paths = found[executor_id] = secret_paths(executor) if executor is not None else frozenset()
+        if paths and isinstance(task.inputs, dict):
+            task.inputs, held = split(task.inputs, paths)
+            keep(task.id, held)
 
 
-def _registered_executor(task: Any) -> Any:
+def _registered_executor(executor_id: str) -> Any:
     from apflow_nb.core.extensions.registry import get_registry
     from apflow_nb.core.extensions.types import ExtensionCategory
-    from apflow_nb.core.types import executor_id_of
 
-    entry = get_registry().get(ExtensionCategory.EXECUTOR, executor_id_of(task))
+    entry = get_registry().get(ExtensionCategory.EXECUTOR, executor_id)
     if entry is None:
         return None
     cls = getattr(entry, "cls", None)
-    if cls is not None and getattr(cls, "inputs_schema", None) is not None:
-        return cls  # a pydantic model says it all: no instance needed
+    if cls is not None and (getattr(cls, "inputs_schema", None) is not None
+                            or getattr(cls, "get_input_schema", None) is _NO_SCHEMA):
+        return cls  # a pydantic model (or no schema at all) says it all: no instance needed
     try:
         return entry.create()
     except Exception:  # noqa: BLE001 - it will fail visibly when it runs
