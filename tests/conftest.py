@@ -82,7 +82,10 @@ def pg_url(pg_server_url):
     engine = create_engine(pg_server_url)
     with engine.begin() as conn:
         conn.execute(text("SET lock_timeout = '30s'"))  # a leaked transaction fails here, it does not hang CI
-        conn.execute(text("DROP TABLE IF EXISTS apflow_tasks, apflow_task_events, apflow_meta CASCADE"))
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                                   "AND tablename LIKE 'apflow%'")).scalars().all()
+        if tables:
+            conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
     engine.dispose()
     dispose_engines()
     yield pg_server_url

@@ -12,6 +12,7 @@ from distributed import Client, LocalCluster
 
 import apflow_nb
 from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register, subscribe
+from apflow_nb.distributed import DaskRunner
 
 
 class WhereAmI(ExecutableTask):
@@ -69,7 +70,7 @@ def dask_manager(pg_url, client):
     for cls in (WhereAmI, Spin, Suicide):
         executor_register(cls)
     db = create_session(pg_url)
-    yield TaskManager(db, runner=client, cancel_grace_period=2.0)
+    yield TaskManager(db, runner=DaskRunner.from_client(client), cancel_grace_period=2.0)
     db.close()
 
 
@@ -131,4 +132,4 @@ async def test_killed_worker_fails_its_task_and_the_tree_goes_on(dask_manager, c
 
 def test_in_memory_store_is_refused(client):
     with pytest.raises(ValueError, match="in-memory store"):
-        TaskManager(create_session("sqlite://"), runner=client)
+        TaskManager(create_session("sqlite://"), runner=DaskRunner.from_client(client))

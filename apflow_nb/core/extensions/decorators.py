@@ -60,7 +60,7 @@ def executor_register(obj: Any = None, *, executor_id: str | None = None, **opti
                             "Subclass apflow_nb.ExecutableTask or apflow_nb.BaseTask.")
         return obj
     if callable(obj) and not isinstance(obj, type):
-        from apflow_nb.executors.function import function_executor
+        from apflow_nb.core.base.function_task import function_executor
 
         cls = function_executor(obj, executor_id=executor_id, **options)
         _register_extension(cls, ExtensionCategory.EXECUTOR, ExecutableTask, cls.id, "executor", "")
@@ -162,7 +162,19 @@ def unregister_hook(fn_or_id: Callable[..., Any] | str) -> bool:
     return removed
 
 
+_hooks_cache: dict[tuple[str, str | None], tuple[int, list[Callable[..., Any]]]] = {}
+
+
 def get_hooks(stage: str, event: str | None = None) -> list[Callable[..., Any]]:
-    """Registered hook functions of a stage (and tree event), in registration order."""
-    return [e.obj for e in get_registry().list(ExtensionCategory.HOOK)
-            if e.meta.get("stage") == stage and (event is None or e.meta.get("event") == event)]
+    """Registered hook functions of a stage (and tree event), in registration order.
+
+    Cached until the registry changes: the engine asks for every task.
+    """
+    registry = get_registry()
+    cached = _hooks_cache.get((stage, event))
+    if cached is not None and cached[0] == registry.version and registry.loaded:
+        return cached[1]
+    hooks = [e.obj for e in registry.list(ExtensionCategory.HOOK)
+             if e.meta.get("stage") == stage and (event is None or e.meta.get("event") == event)]
+    _hooks_cache[(stage, event)] = (registry.version, hooks)
+    return hooks

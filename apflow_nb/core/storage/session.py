@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from apflow_nb.core.errors import SchemaMismatchError
+from apflow_nb.core.storage import json_text, runs  # noqa: F401 - runs defines the run tables on Base
 from apflow_nb.core.storage.sqlalchemy.models import SCHEMA_VERSION, TABLE_NAME, Base, get_task_model_class
 from apflow_nb.core.storage.urls import StoreURLError, mask_url, parse_url, scrub_exception
 
@@ -120,6 +121,7 @@ def get_engine(url: str | None = None, **engine_kwargs: Any) -> Engine:
         elif backend in ("postgresql", "postgres") and parsed.drivername in ("postgresql", "postgres"):
             # pass the URL object: str(URL) would send the server "***" instead of the password
             parsed = parsed.set(drivername="postgresql+psycopg" if _has_psycopg3() else "postgresql")
+        kwargs.setdefault("json_serializer", json_text.dumps)
         try:
             engine = create_engine(parsed, **kwargs)
         except NoSuchModuleError:

@@ -61,7 +61,7 @@ class TaskRepository:
             check_custom_fields(fields, model, where)
         task_id = id or new_task_id()
         now = utcnow()
-        return model(id=task_id, key=key or task_id, name=name, user_id=user_id, parent_id=parent_id,
+        return model(id=task_id, key=key or id or name, name=name, user_id=user_id, parent_id=parent_id,
                      priority=priority, dependencies=deps, inputs=dict(inputs or {}), schemas=schemas,
                      params=params, status="pending", progress=0.0, has_children=False, has_copy=False,
                      created_at=now, updated_at=now, **fields)
