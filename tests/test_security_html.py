@@ -65,9 +65,8 @@ def test_the_html_view_and_apflow_show_escape_every_value(hostile_store):
         node = TaskRepository(db).get_task_tree_sync(root_id)
     finally:
         db.close()
-    from IPython.core.formatters import format_display_data
-
     shown = ApflowMagics._show([root_id, "--store", url])  # %apflow show ROOT_ID --store URL
-    pages = [render_html(RunState.from_tree(node)), format_display_data(shown)[0]["text/html"]]
+    bundle = shown._repr_mimebundle_()  # (data, metadata) or data, as IPython accepts both
+    pages = [render_html(RunState.from_tree(node)), (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]]
     assert all("&lt;" in p for p in pages)
     assert scripts_ran(pages) == [False, False]

@@ -5,11 +5,13 @@ import hashlib
 import os
 import sqlite3
 import stat
+import threading
 
 import apflow_nb
 from apflow_nb import TaskManager, create_session
 from apflow_nb.core.storage.task_array import create_task_tree_from_array
 from apflow_nb.core.storage.session import dispose_engines
+from tests.waiting import until
 
 
 def _snapshot(folder, name):
@@ -25,6 +27,9 @@ async def test_history_of_another_sqlite_file_changes_nothing(tmp_path):
     manager = TaskManager(create_session(url))
     tree = create_task_tree_from_array(manager.task_repository, [{"id": "t", "name": "aggregate_results_executor"}])
     await manager.distribute_task_tree(tree)
+    # the run's lease is released and the keeper stops on background threads: let them finish with the file
+    await until(lambda: not [t for t in threading.enumerate() if t.name.startswith("apflow_nb") and t.is_alive()
+                             and "writer" not in t.name])
     manager.db.close()
     dispose_engines()
     with sqlite3.connect(folder / "other.db") as conn:  # their file, in the default rollback-journal mode
