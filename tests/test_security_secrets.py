@@ -230,3 +230,18 @@ async def test_a_failed_validation_stores_no_value_either(db_url):
     assert PW not in stored and "12345678" in stored  # an ordinary input is stored as given, but not in the error
     assert "12345678" not in node.task.error
     manager.db.close()
+
+
+async def test_a_function_executor_with_a_secret_parameter(db_url):
+    got = []
+
+    @executor_register
+    async def fetch(url: str, token: SecretStr) -> dict:
+        got.append(token.get_secret_value())
+        return {"url": url}
+
+    node = await apflow_nb.run([{"name": "fetch", "inputs": {"url": "https://x", "token": "fn-TOKEN-0005"}}],
+                               store=db_url, display=False)
+    assert node.task.status == "completed" and got == ["fn-TOKEN-0005"]
+    assert node.task.inputs == {"url": "https://x", "token": "***"}
+    assert "fn-TOKEN-0005" not in _stored_text(db_url)
