@@ -13,10 +13,8 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm.attributes import set_committed_value
-
 from apflow_nb.core.events import EventType
-from apflow_nb.core.execution.lifecycle import HookTimeout
+from apflow_nb.core.execution.lifecycle import HookTimeout, apply_values
 from apflow_nb.core.execution.outcome import cancelled
 from apflow_nb.core.execution.plan import TaskState, TreeRun
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
@@ -110,8 +108,7 @@ async def cancel_stored(manager: "TaskManager", task_id: str, reason: str) -> di
     now = utcnow()
     values = {"status": CANCELLED, "completed_at": now, "updated_at": now,
               "result": {"status": CANCELLED, "message": reason}}
-    for key, value in values.items():
-        set_committed_value(task, key, value)
+    apply_values(task, values)
     manager.writer.mark(task_id, values)
     manager.lifecycle.emit(EventType.TASK_CANCELLED, task_id, task.root_id, CANCELLED, task.progress,
                            {"message": reason}, task.name)

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from sqlalchemy.orm.attributes import set_committed_value
 
 from apflow_nb.core.events import Event, EventType
+from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.execution.outcome import Outcome, cancelled, failure
 from apflow_nb.core.execution.plan import TaskState, TreeRun
-from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.hooks import POST_ARGS, hook_label, invoke_hook
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
 from apflow_nb.core.types import (
@@ -73,20 +73,14 @@ class Lifecycle:
                data: dict[str, Any] | None) -> None:
         """Set ``values`` on the task's row, buffer them for the store, publish ``kind``."""
         s.status = status
-        task = s.task
-        for key, value in values.items():
-            set_committed_value(task, key, value)
-        self.manager.writer.mark(task.id, values)
-        self.emit(kind, task.id, s.run.root_id, status, task.progress, data, task.name)
-
-    @staticmethod
-    def apply(task: Any, values: dict[str, Any]) -> None:
-        """Set ``values`` on a task's row object without marking it dirty (the writer stores them)."""
-        for key, value in values.items():
-            set_committed_value(task, key, value)
+        if "progress" in values:
+            s.progress = values["progress"]
+        apply_values(s.task, values)
+        s.run.writer.mark(s.id, values)
+        self.emit(kind, s.id, s.run.root_id, status, s.progress, data, s.name, s.run.writer)
 
     def emit(self, kind: EventType, task_id: str | None, root_id: str | None, status: str | None,
-             progress: float | None, data: Any = None, name: str | None = None) -> None:
+             progress: float | None, data: Any = None, name: str | None = None, writer: Any = None) -> None:
         """Publish an event on the bus and append it to the store's event log (when enabled).
 
         ``data`` may be a callable, so costly payloads are built only when someone listens.
@@ -99,7 +93,7 @@ class Lifecycle:
             data = data(listening)
         event = Event(kind, task_id, root_id, status, progress, data=data or {}, name=name)
         if manager.event_log:
-            manager.writer.log_event(event)
+            (writer or manager.writer).log_event(event)
         if listening:
             manager.events.publish(event)
 
@@ -124,7 +118,11 @@ class Lifecycle:
         self._record_final(s, outcome, data)
         scheduler = self.manager.scheduler
         scheduler.release(s)
-        self._cascade(s)
+        if s.dependents:
+            with gc_paused():
+                self._cascade(s)
+        else:
+            self._cascade(s)
         scheduler.pump()
         return True
 
@@ -153,7 +151,7 @@ class Lifecycle:
             run = s.run
             run.unfinished -= 1
             if s.status == COMPLETED:
-                run.results[s.task.id] = s.task.result
+                run.results[s.id] = s.task.result
             for d, required in s.dependents:
                 if d.status != PENDING:
                     continue
@@ -184,7 +182,7 @@ class Lifecycle:
     # -- storages and post-hooks -------------------------------------------------------------
     def _after_unstarted(self, s: TaskState) -> None:
         run = s.run
-        if run.storages or get_hooks("post"):
+        if run.storages or run.post_hooks:
             task = asyncio.ensure_future(self.after_final(s, s.task.inputs or {}))
             run.side_tasks.add(task)
             task.add_done_callback(run.side_tasks.discard)
@@ -194,7 +192,7 @@ class Lifecycle:
         if s.run.storages:
             await self.save_to_storages(s)
         task = s.task
-        for hook in get_hooks("post"):
+        for hook in s.run.post_hooks:
             values = {"task": task, "inputs": inputs, "result": task.result, "status": s.status,
                       "error": task.error}
             await self.bounded(s.run, f"post-hook {hook_label(hook)}", task.id,
@@ -243,7 +241,6 @@ class Lifecycle:
         if not isinstance(item, dict):
             item = {"type": "message", "data": item}
         payload = item.get("data") if isinstance(item.get("data"), dict) else {}
-        task = s.task
         if item.get("type") == "progress":
             raw = payload.get("progress", item.get("progress"))
             try:
@@ -251,20 +248,38 @@ class Lifecycle:
             except (TypeError, ValueError):
                 progress = None
             if progress is not None and progress == progress and s.status == IN_PROGRESS:
-                set_committed_value(task, "progress", progress)
-                self.manager.writer.mark(task.id, {"progress": progress})
-            self.emit(EventType.TASK_PROGRESS, task.id, s.run.root_id, s.status, task.progress,
-                      dict(payload) or dict(item), task.name)
+                s.progress = progress
+                apply_values(s.task, {"progress": progress})
+                s.run.writer.mark(s.id, {"progress": progress})
+            self.emit(EventType.TASK_PROGRESS, s.id, s.run.root_id, s.status, s.progress,
+                      dict(payload) or dict(item), s.name, s.run.writer)
         else:
-            self.emit(EventType.EXECUTOR, task.id, s.run.root_id, s.status, task.progress, dict(item), task.name)
+            self.emit(EventType.EXECUTOR, s.id, s.run.root_id, s.status, s.progress, dict(item), s.name, s.run.writer)
 
     def blocked(self, s: TaskState, seconds: float) -> None:
         """An executor held the event loop for ``seconds`` without yielding: say which one."""
-        self.emit(EventType.EXECUTOR, s.task.id, s.run.root_id, s.status, s.task.progress,
+        self.emit(EventType.EXECUTOR, s.id, s.run.root_id, s.status, s.progress,
                   {"type": "blocked", "seconds": round(seconds, 3),
                    "message": f"task {s.key!r} blocked the event loop for {seconds:.2f} s "
                               f"(time.sleep or CPU work in an async executor?); views and other tasks "
-                              f"froze meanwhile"}, s.task.name)
+                              f"froze meanwhile"}, s.name)
+
+
+def apply_values(task: Any, values: dict[str, Any]) -> None:
+    """Set ``values`` on a task's row object without marking it dirty: the writer stores them.
+
+    A loaded ORM row keeps its attribute values in its ``__dict__``; writing there is what
+    ``set_committed_value`` does, without its per-attribute bookkeeping (the engine's hottest path).
+    """
+    state = getattr(task, "_sa_instance_state", None)
+    if state is not None and not state.expired_attributes:
+        task.__dict__.update(values)
+    elif state is not None:
+        for key, value in values.items():
+            set_committed_value(task, key, value)
+    else:
+        for key, value in values.items():
+            setattr(task, key, value)
 
 
 class HookTimeout(Exception):

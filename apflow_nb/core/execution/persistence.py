@@ -19,10 +19,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from apflow_nb.core.storage.batch_sql import BatchWriter
 from apflow_nb.core.storage.json_text import short_repr
 from apflow_nb.core.storage.sqlalchemy.models import task_events
 
@@ -60,7 +60,7 @@ class StateWriter:
         self._waiters: list[Callable[[], None]] = []
         self._thread: threading.Thread | None = None
         self._handle: asyncio.TimerHandle | None = None  # the loop's timer, when not threaded
-        self._statements: dict[tuple[str, ...], Any] = {}
+        self._batches = BatchWriter(self.engine, table)
         self.flushes = self.rows_written = self.events_written = self.failures = self.rows_dropped = 0
 
     # -- buffering (any thread) ---------------------------------------------------------------
@@ -258,18 +258,9 @@ class StateWriter:
     def _execute(self, conn: Any, groups: dict[tuple[str, ...], list[dict[str, Any]]],
                  events: list[dict[str, Any]]) -> None:
         for keys, rows in groups.items():
-            conn.execute(self._statement(keys), rows)
+            self._batches.update_rows(conn, keys, rows)
         if events:
-            conn.execute(insert(task_events), events)
-
-    def _statement(self, keys: tuple[str, ...]) -> Any:
-        stmt = self._statements.get(keys)
-        if stmt is None:
-            cols = self.table.c
-            stmt = (update(self.table).where(cols.id == bindparam("_task_id"))
-                    .values({k: bindparam(k, type_=cols[k].type) for k in keys}))
-            self._statements[keys] = stmt
-        return stmt
+            self._batches.insert_rows(conn, task_events, events)
 
     def _write_row_by_row(self, groups: dict[tuple[str, ...], list[dict[str, Any]]],
                           events: list[dict[str, Any]]) -> None:

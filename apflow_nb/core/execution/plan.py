@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
+from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.storage.task_fields import normalize_dependencies
 from apflow_nb.core.tree_check import check_dependencies, check_unique
 from apflow_nb.core.types import COMPLETED, PENDING, TaskTreeNode
@@ -25,13 +26,18 @@ ACTIVE: dict[str, "TreeRun"] = {}
 class TaskState:
     """One task's bookkeeping during one run."""
 
-    __slots__ = ("task", "run", "key", "deps", "dependents", "waiting", "status", "aio_task", "executor",
-                 "cancel_requested", "started", "holds_slot", "seq", "context")
+    __slots__ = ("task", "run", "id", "key", "name", "priority", "progress", "deps", "dependents", "waiting",
+                 "status", "aio_task", "executor", "cancel_requested", "started", "holds_slot", "seq", "context")
 
     def __init__(self, task: Any, run: "TreeRun", deps: list[dict[str, Any]]):
         self.task = task
         self.run = run
-        self.key: str = getattr(task, "key", None) or task.id
+        # read once: these do not change during a run (progress is kept here as it changes)
+        self.id: str = task.id
+        self.name: str = task.name
+        self.key: str = getattr(task, "key", None) or self.id
+        self.priority: int | None = task.priority
+        self.progress: float = task.progress or 0.0
         self.deps = deps
         self.dependents: list[tuple[TaskState, bool]] = []  # (dependent, is this a required dependency)
         self.waiting = 0
@@ -63,8 +69,19 @@ class TreeRun:
         self.results: dict[str, Any] = {}
         self.started_at = time.time()
         self.storages: list[Any] = []
+        self.pre_hooks: list[Any] = []  # hooks and the writer are taken when the run starts
+        self.post_hooks: list[Any] = []
+        self.writer: Any = None
         self.started: asyncio.Event | None = None  # set once the run started (or could not start)
         self.aborted = False  # the run could not start (another process holds its lease)
+
+    def status(self) -> str:
+        """The tree's outcome now: failed if any task failed, else cancelled, in_progress, pending, completed."""
+        seen = {s.status for s in self.states.values()}
+        for status in ("failed", "cancelled", "in_progress", "pending"):
+            if status in seen:
+                return status
+        return COMPLETED
 
     def counts(self) -> dict[str, int]:
         """How many tasks are in each status now."""
@@ -79,6 +96,11 @@ def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
 
     Completed tasks keep their results; every other task, and whatever depends on it, runs again.
     """
+    with gc_paused():
+        return _plan(manager, root)
+
+
+def _plan(manager: Any, root: TaskTreeNode) -> TreeRun:
     tasks = [n.task for n in root.walk()]
     check_unique((t.id for t in tasks), where=f"the tree of {root.task.id!r}")
     for t in tasks:
@@ -89,7 +111,8 @@ def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
     run = TreeRun(manager, root)
     states = run.states
     for t in tasks:
-        states[t.id] = TaskState(t, run, normalize_dependencies(t.dependencies, where=f"task {t.id!r} dependencies"))
+        s = TaskState(t, run, normalize_dependencies(t.dependencies, where="task dependencies"))
+        states[s.id] = s
     check_dependencies({tid: [d["id"] for d in s.deps] for tid, s in states.items()},
                        {tid: s.key for tid, s in states.items()})
     for s in states.values():
@@ -99,12 +122,13 @@ def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
     stack = [s for s in states.values() if s.status != COMPLETED]
     while stack:
         s = stack.pop()
-        if s.task.id not in rerun:
-            rerun.add(s.task.id)
+        if s.id not in rerun:
+            rerun.add(s.id)
             stack.extend(d for d, _ in s.dependents)
     for tid, s in states.items():
         if tid in rerun:
             s.status = PENDING
+            s.progress = 0.0
         else:
             run.results[tid] = s.task.result
     run.unfinished = len(rerun)

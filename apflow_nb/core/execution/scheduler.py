@@ -26,7 +26,7 @@ class Scheduler:
     def enqueue(self, s: TaskState) -> None:
         """``s`` may start once a slot is free."""
         s.seq = next(self._seq)
-        priority = s.task.priority
+        priority = s.priority
         heapq.heappush(self._ready, (DEFAULT_PRIORITY if priority is None else priority, s.seq, s))
 
     def pump(self) -> None:

@@ -26,7 +26,7 @@ from apflow_nb.core.events import EventBus, EventType, default_bus
 from apflow_nb.core.execution import cancellation
 from apflow_nb.core.execution.inputs import DeclaredFields
 from apflow_nb.core.execution.keeper import keeper_for
-from apflow_nb.core.execution.lifecycle import Lifecycle
+from apflow_nb.core.execution.lifecycle import Lifecycle, apply_values
 from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
 from apflow_nb.core.execution.runner import as_runner
@@ -36,7 +36,7 @@ from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.hooks import TREE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
-from apflow_nb.core.storage.recovery import process_identity
+from apflow_nb.core.storage.processes import process_identity
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
 from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
 from apflow_nb.core.types import CANCELLED, COMPLETED, IN_PROGRESS, PENDING, TaskTreeNode
@@ -153,7 +153,7 @@ class TaskManager:
             run.started.set()
             self._forget(run)
             if keeper is not None:
-                keeper.release(run.root_id, task_tree.tree_status)
+                keeper.release(run.root_id, run.status())
         return task_tree
 
     def _forget(self, run: TreeRun) -> None:
@@ -212,6 +212,7 @@ class TaskManager:
         now = utcnow()
         root_id = run.root_id
         run.storages = [e.obj for e in get_registry().list(ExtensionCategory.STORAGE)]
+        run.pre_hooks, run.post_hooks, run.writer = get_hooks("pre"), get_hooks("post"), writer
         for s in run.states.values():
             task = s.task
             values: dict[str, Any] = {}
@@ -222,7 +223,7 @@ class TaskManager:
                 values.update(status=PENDING, progress=0.0, result=None, error=None, started_at=None,
                               completed_at=None, updated_at=now)
             if values:
-                self.lifecycle.apply(task, values)
+                apply_values(task, values)
                 writer.mark(task.id, values)
         self.lifecycle.emit(EventType.TREE_STARTED, root_id, root_id, IN_PROGRESS, 0.0,
                             lambda full: {"tasks": describe(run), "total": len(run.states)} if full
@@ -240,7 +241,7 @@ class TaskManager:
         self.scheduler.pump()
 
     async def _finish_tree(self, run: TreeRun) -> None:
-        status = run.root.tree_status
+        status = run.status()
         self.lifecycle.emit(EventType.TREE_FINISHED, run.root_id, run.root_id, status, 1.0,
                             {"counts": run.counts(), "duration_s": time.time() - run.started_at},
                             run.root.task.name)

@@ -12,15 +12,12 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm.attributes import set_committed_value
-
 from apflow_nb.core.errors import InputValidationError
 from apflow_nb.core.execution.inputs import merge_dependency_results
-from apflow_nb.core.execution.lifecycle import ExecutorEventQueue
+from apflow_nb.core.execution.lifecycle import ExecutorEventQueue, apply_values
 from apflow_nb.core.execution.outcome import Outcome, cancelled, classify_result, failure
 from apflow_nb.core.execution.plan import TaskState
 from apflow_nb.core.execution.runner import BlockWatch, ExecutionContext
-from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.hooks import PRE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
@@ -111,8 +108,8 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     task = s.task
     own = task.inputs if isinstance(task.inputs, dict) else {}
     inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
-    set_committed_value(task, "inputs", inputs)
-    for hook in get_hooks("pre"):
+    apply_values(task, {"inputs": inputs})
+    for hook in s.run.pre_hooks:
         try:
             await manager.lifecycle.bounded(s.run, f"pre-hook {hook_label(hook)}", task.id,
                                             lambda hook=hook: invoke_hook(hook, PRE_ARGS, {"task": task}),
@@ -128,7 +125,7 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     if problem:
         raise Stop(failure(f"inputs of task {s.key!r} cannot be stored as JSON ({problem}); a pre-hook or "
                            f"dependency put it there", "InputValidationError"))
-    manager.writer.mark(task.id, {"inputs": inputs})
+    s.run.writer.mark(s.id, {"inputs": inputs})
     return inputs
 
 
@@ -178,9 +175,9 @@ async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, input
     """Record the outcome of a started task, then storages and post-hooks (the run waits for them)."""
     current = asyncio.current_task()
     run = s.run
-    if current is not None and (run.storages or get_hooks("post")):
+    if current is not None and (run.storages or run.post_hooks):
         run.side_tasks.add(current)  # added before the final state, so the run cannot end without it
         current.add_done_callback(run.side_tasks.discard)
     if manager.lifecycle.finalize(s, outcome):
-        if run.storages or get_hooks("post"):
+        if run.storages or run.post_hooks:
             await manager.lifecycle.after_final(s, inputs)

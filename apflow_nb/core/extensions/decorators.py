@@ -14,7 +14,7 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 
 T = TypeVar("T")
 
-TREE_HOOK_EVENTS = ("on_tree_created", "on_tree_started", "on_tree_completed", "on_tree_failed")
+TREE_HOOK_EVENTS = ("on_tree_started", "on_tree_completed", "on_tree_failed")
 
 
 def _register_extension(obj: Any, category: ExtensionCategory, base: type, ext_id: str | None,
@@ -100,9 +100,11 @@ def hook_register(fn: Callable[..., Any] | None = None, *, stage: str = "pre", e
                   hook_id: str | None = None) -> Any:
     """Register a hook function (sync or async) for ``stage`` "pre", "post" or "tree".
 
-    Pre-hooks get ``(task)`` and may change ``task.inputs``; post-hooks get ``(task, inputs, result)``
-    for every outcome; tree hooks get ``(root_task, status)`` on ``event`` (one of
-    ``on_tree_created``, ``on_tree_started``, ``on_tree_completed``, ``on_tree_failed``).
+    Pre-hooks get ``task`` and may change ``task.inputs``; post-hooks get ``task, inputs, result`` for
+    every outcome (and ``status``, ``error`` by name); tree hooks get ``task`` (the root) and ``status``
+    (and ``event``) on ``event``: ``on_tree_started``, ``on_tree_completed`` or ``on_tree_failed``.
+    Parameters are matched by name, the rest by position, and ``**kwargs`` takes whatever else is
+    passed, so hooks keep working as arguments are added (see ``core.extensions.hooks``).
     A hook registered again under the same module and name replaces the old one.
     """
     if fn is None:

@@ -12,59 +12,13 @@ that host's lease heartbeat is older than the lease's time to live.
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from sqlalchemy import Engine, and_, insert, select, update
 
-HOST = socket.gethostname()
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    # the command name may hold spaces and parentheses: fields resume after the last ')'
-    return data[data.rindex(")") + 2:].split()
-
-
-def _start_time(pid: int) -> str | None:
-    fields = _stat_fields(pid)
-    return fields[19] if fields and len(fields) > 19 else None
-
-
-def process_identity(pid: int | None = None) -> str:
-    """``host:pid:start`` of this process (or of ``pid``)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{HOST}:{pid}:{_start_time(pid) or '?'}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """True/False for an owner on this host; None when it cannot be told (another host, bad format)."""
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != HOST:
-        return None
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    fields = _stat_fields(pid)
-    if fields and fields[0] in ("Z", "X"):
-        return False  # a zombie (killed, not yet reaped) or dead
-    recorded = parts[2]
-    current = fields[19] if fields and len(fields) > 19 else None
-    if recorded != "?" and current is not None and current != recorded:
-        return False  # the pid was reused by another process
-    return True
-
+from apflow_nb.core.storage.processes import owner_alive, process_identity
+from apflow_nb.core.storage.runs import owner_gone, runs
+from apflow_nb.core.storage.sqlalchemy.models import task_events, utcnow
 
 def _died(owner: str) -> str:
     host, pid, _ = owner.rsplit(":", 2)
@@ -73,8 +27,6 @@ def _died(owner: str) -> str:
 
 def dead_runs(engine: Engine, model: Any) -> dict[str, str]:
     """Root ids of runs whose process is gone, with the dead owner's identity."""
-    from apflow_nb.core.storage.runs import owner_gone, runs
-
     table = model.__table__
     dead: dict[str, str] = {}
     with engine.connect() as conn:
@@ -99,9 +51,6 @@ def recover_orphans(engine: Engine, model: Any) -> list[str]:
 
 def recover_tree(engine: Engine, model: Any, root_id: str, owner: str) -> list[str]:
     """End one dead run: in_progress and pending tasks fail, the event log and the lease say so."""
-    from apflow_nb.core.storage.runs import runs
-    from apflow_nb.core.storage.sqlalchemy.models import task_events, utcnow
-
     table = model.__table__
     c = table.c
     with engine.begin() as conn:

@@ -17,7 +17,7 @@ from sqlalchemy import Column, Engine, Integer, String, Table, and_, insert, sel
 from sqlalchemy.exc import IntegrityError
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
-from apflow_nb.core.storage.recovery import owner_alive
+from apflow_nb.core.storage.processes import owner_alive
 from apflow_nb.core.storage.sqlalchemy.models import Base, UTCDateTime, utcnow
 
 LEASE_TTL = 30.0  # seconds without a heartbeat after which another host may take a run over

@@ -21,6 +21,7 @@ from apflow_nb.core.errors import (
     CircularDependencyError, DuplicateTaskIdError, ExecutorNotFoundError, InputValidationError, TaskArrayError,
 )
 from apflow_nb.core.tree_check import find_cycle
+from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.storage.sqlalchemy.models import get_task_model_class, new_task_id
 from apflow_nb.core.storage.task_fields import (
     MAX_ID_LENGTH, STANDARD_FIELDS, check_custom_fields, check_json_field, check_priority, check_text,
@@ -165,6 +166,11 @@ def check_executors(specs: Sequence[dict[str, Any]]) -> None:
 def create_task_tree_from_array(repository: "TaskRepository", tasks: Any, *, user_id: str | None = None,
                                 validate_executors: bool = False) -> TaskTreeNode:
     """Check, store and return a task array as a TaskTreeNode: a new run (nothing is written if a check fails)."""
+    with gc_paused():
+        return _create(repository, tasks, user_id, validate_executors)
+
+
+def _create(repository: "TaskRepository", tasks: Any, user_id: str | None, validate_executors: bool) -> TaskTreeNode:
     check_text(user_id, "user_id", "the run", error=TaskArrayError)
     specs = normalize_task_array(tasks, repository.model)
     if validate_executors:

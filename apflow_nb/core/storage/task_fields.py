@@ -87,10 +87,13 @@ def normalize_dependencies(deps: Any, *, where: str = "dependencies",
 
     ``required`` must be a boolean: the string ``"false"`` is refused, not read as true.
     """
-    if deps is None:
+    if not deps:
         return []
-    if isinstance(deps, (str, dict)) or not isinstance(deps, Iterable):
-        deps = [deps]
+    if type(deps) is list and all(type(d) is dict and type(d.get("id")) is str and d["id"]
+                                  and type(d.get("required")) is bool for d in deps):
+        return deps  # already normalized (as stored): the run only reads it
+    if not isinstance(deps, (list, tuple)):
+        deps = [deps] if isinstance(deps, (str, dict)) or not isinstance(deps, Iterable) else list(deps)
     out = []
     for i, dep in enumerate(deps):
         if isinstance(dep, str) and dep:
