@@ -79,7 +79,7 @@ def foreign_tree_notice(node: TaskTreeNode, user_id: str | None) -> str | None:
     """
     import collections as _collections
 
-    from apflow_nb.core.storage.recovery import process_identity
+    from apflow_nb.core.storage.processes import process_identity
     from apflow_nb.core.types import executor_id_of
 
     tasks = [n.task for n in node.walk()]
