@@ -120,7 +120,7 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     # secret fields are stored as "***"; a value a pre-hook or a dependency put there stays in memory only
     inputs, held = split_secrets(task.inputs if isinstance(task.inputs, dict) else {}, secret_paths(executor))
     keep_secrets(task.id, held)
-    set_committed_value(task, "inputs", inputs)
+    apply_values(task, {"inputs": inputs})
     problem = json_problem(inputs)
     if problem:
         raise Stop(failure(f"inputs of task {s.key!r} cannot be stored as JSON ({problem}); a pre-hook or "
