@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "secret_resolver": "apflow_nb.core.secrets",
     "mask_url": "apflow_nb.core.storage.urls",
     "errors": "apflow_nb.core.errors",
+    "clear_cache": "apflow_nb.core.storage.cache",
     # notebook layer (imports IPython/ipywidgets only when used)
     "run": "apflow_nb.notebook.run",
     "Run": "apflow_nb.notebook.run",

@@ -5,28 +5,20 @@ import pytest
 
 from apflow_nb.core.extensions.registry import get_registry
 from apflow_nb.core.storage.session import clear_default_database_url, create_session, dispose_engines
-from apflow_nb.core.storage.sqlalchemy.models import set_task_model_class
+from apflow_nb.core.storage.sqlalchemy.models import restore_task_table
 
 
 @pytest.fixture(autouse=True)
 def _clean_registry():
     """Each test starts with only the built-in executors and no hooks, storages or tools, and with
     the task table as the base TaskModel defines it (custom models extend it process-wide)."""
-    from apflow_nb.core.storage.sqlalchemy.models import TaskModel
-
-    table = TaskModel.__table__
-    columns, indexes = set(table.columns.keys()), set(table.indexes)
     get_registry().clear()
-    set_task_model_class(None)
+    restore_task_table()
     clear_default_database_url()  # %apflow store sets the process's store; each test starts without it
     yield
     get_registry().clear()
-    set_task_model_class(None)
+    restore_task_table()
     clear_default_database_url()
-    for name in set(table.columns.keys()) - columns:
-        table._columns.remove(table.columns[name])
-    for index in set(table.indexes) - indexes:
-        table.indexes.discard(index)
 
 
 @pytest.fixture

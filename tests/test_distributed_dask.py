@@ -13,6 +13,7 @@ from distributed import Client, LocalCluster
 import apflow_nb
 from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register, subscribe
 from apflow_nb.distributed import DaskRunner
+from tests.waiting import until
 
 
 class WhereAmI(ExecutableTask):
@@ -29,6 +30,7 @@ class Spin(ExecutableTask):
     id = "spin"
 
     async def execute(self, inputs):
+        await self.event_queue.put({"type": "progress", "data": {"progress": 0.01}})  # running on the worker
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.cancellation_checker():
@@ -99,14 +101,12 @@ async def test_results_and_progress_come_back_from_workers(dask_manager):
     assert list(frame["status"]) == ["completed"] * 5 and frame["result.pid"].dropna().nunique() >= 1
 
 
+@pytest.mark.timing
 async def test_cancellation_reaches_the_worker(dask_manager):
     root = build(dask_manager, [{"id": "s", "name": "spin"}])
-    running = asyncio.ensure_future(dask_manager.distribute_task_tree(root))
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if root.task.status == "in_progress":
-            break
-    await asyncio.sleep(0.5)  # let it start on the worker
+    with subscribe(root_id="s", types=["task_progress"]) as spinning:
+        running = asyncio.ensure_future(dask_manager.distribute_task_tree(root))
+        await until(lambda: spinning.pending > 0, timeout=30)  # it reports progress from the worker
     t0 = time.perf_counter()
     await dask_manager.cancel_task("s")
     await running

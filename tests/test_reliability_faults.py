@@ -192,8 +192,10 @@ async def test_an_executor_that_swallows_cancellation_is_abandoned_and_frees_its
         assert "ignored cancellation" in warnings.get_nowait().data["message"]
     second = TaskTreeNode(await manager.task_repository.create_task(name="noop", id="n1"))
     assert (await asyncio.wait_for(manager.distribute_task_tree(second), 5)).tree_status == "completed"
+    runaway = manager._runs.get("s1")  # the tree is over: the runaway is no run's task any more
+    assert runaway is None
     Stubborn.release.set()  # let the runaway end: its late result changes nothing
-    await asyncio.sleep(0.1)
+    await until(lambda: all(t.done() for t in asyncio.all_tasks() if "run_task" in repr(t.get_coro())))
     assert first.task.status == "cancelled" and first.task.result.get("late") is None
 
 

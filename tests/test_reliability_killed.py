@@ -35,7 +35,9 @@ RUNNER = textwrap.dedent('''
         specs += [{"id": prefix + str(i), "name": "sleepy", "parent_id": prefix + "root"} for i in range(20)]
         root = await manager.task_repository.create_task_tree_from_array(specs)
         run = asyncio.ensure_future(manager.distribute_task_tree(root))
-        await asyncio.sleep(0.3)
+        while sum(t.status == "in_progress" for t in root.tasks()) < 20:
+            await asyncio.sleep(0.01)  # until every leaf runs
+        await manager.writer.drain()  # and the store says so
         print("running", flush=True)
         await run
 

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from apflow_nb import TaskManager, create_session, executor_register
 from apflow_nb.core.errors import TreeAlreadyRunningError
 from apflow_nb.core.storage.session import dispose_engines
+from tests.waiting import until
 
 OWNER = textwrap.dedent('''
     import asyncio, sys
@@ -40,6 +41,11 @@ OWNER = textwrap.dedent('''
 
     asyncio.run(main())
 ''')
+
+
+def zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def start_owner(url: str) -> subprocess.Popen:
@@ -83,11 +89,7 @@ def test_a_killed_but_unreaped_process_counts_as_dead_and_its_whole_tree_ends(db
     try:
         os.kill(owner.pid, signal.SIGKILL)
         # not reaped yet: the process is a zombie until we wait() for it
-        for _ in range(200):
-            with open(f"/proc/{owner.pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    break
-            asyncio.run(asyncio.sleep(0.01))
+        asyncio.run(until(lambda: zombie(owner.pid)))
         dispose_engines()  # this process opens the store afresh, as a new kernel would
         db = create_session(db_url)
         rows = dict(db.execute(text("select id, status from apflow_tasks")).all())

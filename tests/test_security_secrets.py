@@ -245,3 +245,21 @@ async def test_a_function_executor_with_a_secret_parameter(db_url):
     assert node.task.status == "completed" and got == ["fn-TOKEN-0005"]
     assert node.task.inputs == {"url": "https://x", "token": "***"}
     assert "fn-TOKEN-0005" not in _stored_text(db_url)
+
+
+async def test_a_cached_run_still_hands_the_executor_the_real_secret(db_url):
+    executor_register(CallApi)
+    manager = TaskManager(create_session(db_url), cache=True)
+    for expected_calls in (1, 1):  # the second run is a cache hit: the executor is not called again
+        node = await apflow_nb.run([{"name": "call_api", "inputs": {"api_key": KEY, "query": "c"}}],
+                                   manager=manager, display=False)
+        assert node.task.status == "completed" and node.task.inputs["api_key"] == "***"
+        assert [seen["api_key"] for seen in SEEN] == [KEY] * expected_calls
+    assert KEY not in _stored_text(db_url)
+    db = create_session(db_url)
+    try:
+        cached = repr(db.execute(text("select * from apflow_cache")).all())
+    finally:
+        db.close()
+    assert KEY not in cached
+    manager.db.close()

@@ -253,24 +253,31 @@ def hold_secrets(task: Any, executor: Any) -> None:
 
 
 def hold_new_tasks(tasks: list[Any]) -> None:
-    """Before new tasks are stored: each one's secret inputs (by its registered executor) become placeholders.
+    """Before new tasks are stored (rows as dicts, or task objects): each one's secret inputs, by its
+    registered executor, become placeholders and their values go to this process's memory.
 
     A task whose executor is not registered yet has no known secrets: its inputs are stored as given.
     """
+    from apflow_nb.core.types import executor_id_of
+
     found: dict[str, frozenset[Path]] = {}  # an array mostly repeats a few executors
     for task in tasks:
-        if not task.inputs:
+        row = isinstance(task, dict)
+        inputs = task.get("inputs") if row else task.inputs
+        if not inputs or not isinstance(inputs, dict):
             continue
-        from apflow_nb.core.types import executor_id_of
-
         executor_id = executor_id_of(task)
         paths = found.get(executor_id)
         if paths is None:
             executor = _registered_executor(executor_id)
             paths = found[executor_id] = secret_paths(executor) if executor is not None else frozenset()
-        if paths and isinstance(task.inputs, dict):
-            task.inputs, held = split(task.inputs, paths)
-            keep(task.id, held)
+        if paths:
+            redacted, held = split(inputs, paths)
+            if row:
+                task["inputs"] = redacted
+            else:
+                task.inputs = redacted
+            keep(task["id"] if row else task.id, held)
 
 
 def _registered_executor(executor_id: str) -> Any:

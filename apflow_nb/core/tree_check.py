@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from apflow_nb.core.errors import CircularDependencyError, DuplicateTaskIdError, UnknownDependencyError
 

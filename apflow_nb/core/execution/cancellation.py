@@ -45,7 +45,10 @@ async def cancel_state(manager: "TaskManager", s: TaskState, reason: str, grace:
     if s.context is not None:
         s.context.cancel_requested.set()
     deadline = time.monotonic() + grace
-    await _ask_executor(manager, s, grace)
+    if s.wakeup is not None and not s.wakeup.done():  # waiting to retry: it ends at once
+        s.wakeup.set_result(None)
+    else:
+        await ask_executor(manager, s, s.executor, grace)
     aio = s.aio_task
     if aio is not None and not aio.done():
         await asyncio.wait({aio}, timeout=max(0.0, deadline - time.monotonic()))
@@ -59,9 +62,9 @@ async def cancel_state(manager: "TaskManager", s: TaskState, reason: str, grace:
     return _answer(s, reason)
 
 
-async def _ask_executor(manager: "TaskManager", s: TaskState, grace: float) -> None:
+async def ask_executor(manager: "TaskManager", s: TaskState, executor: Any, grace: float) -> None:
     """Await the executor's ``cancel()`` for at most the grace period."""
-    cancel = getattr(s.executor, "cancel", None)
+    cancel = getattr(executor, "cancel", None)
     if cancel is None:
         return
     try:
@@ -74,8 +77,7 @@ async def _ask_executor(manager: "TaskManager", s: TaskState, grace: float) -> N
                 raise HookTimeout(f"cancel() did not return within the grace period ({grace:g} s)")
             future.result()
     except Exception as exc:
-        manager.lifecycle.report_hook_error(s.run, f"cancel() of executor {type(s.executor).__name__}", exc,
-                                            s.task.id)
+        manager.lifecycle.report_hook_error(s.run, f"cancel() of executor {type(executor).__name__}", exc, s.id)
 
 
 def _abandon(manager: "TaskManager", s: TaskState, reason: str, grace: float) -> None:

@@ -54,6 +54,7 @@ class StateWriter:
         self._pending: dict[str, dict[str, Any]] = {}
         self._events: list[dict[str, Any]] = []
         self._progress_events: dict[str | None, dict[str, Any]] = {}
+        self._upserts: dict[tuple[Any, str], dict[str, Any]] = {}  # (table, key value) -> row
         self._dirty = False
         self._work = threading.Event()
         self._urgent = threading.Event()
@@ -90,6 +91,15 @@ class StateWriter:
                 self._progress_events[event.task_id] = row
             else:
                 self._events.append(row)
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
+
+    def upsert(self, table: Any, row: dict[str, Any], key: str) -> None:
+        """Write ``row`` into ``table`` at the next flush, replacing the row with the same ``key`` column value."""
+        with self._lock:
+            self._upserts[(table, key, row[key])] = row
             if self._dirty:
                 return
             self._dirty = True
@@ -190,6 +200,9 @@ class StateWriter:
             events.extend(self._progress_events.values())
             self._progress_events = {}
             events.sort(key=lambda r: r["timestamp"])
+        if self._upserts:  # rows of other tables ride along with the events, tagged by their table
+            events.extend(dict(row, _upsert=(table, key)) for (table, key, _), row in self._upserts.items())
+            self._upserts = {}
         self._dirty = False
         return pending, events
 
@@ -259,8 +272,16 @@ class StateWriter:
                  events: list[dict[str, Any]]) -> None:
         for keys, rows in groups.items():
             self._batches.update_rows(conn, keys, rows)
-        if events:
-            self._batches.insert_rows(conn, task_events, events)
+        logged = [e for e in events if "_upsert" not in e]
+        if logged:
+            self._batches.insert_rows(conn, task_events, logged)
+        others: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+        for e in events:
+            if "_upsert" in e:
+                row = dict(e)
+                others.setdefault(row.pop("_upsert"), []).append(row)
+        for (table, key), rows in others.items():
+            self._batches.upsert_rows(conn, table, rows, key)
 
     def _write_row_by_row(self, groups: dict[tuple[str, ...], list[dict[str, Any]]],
                           events: list[dict[str, Any]]) -> None:

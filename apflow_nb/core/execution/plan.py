@@ -27,7 +27,8 @@ class TaskState:
     """One task's bookkeeping during one run."""
 
     __slots__ = ("task", "run", "id", "key", "name", "priority", "progress", "deps", "dependents", "waiting",
-                 "status", "aio_task", "executor", "cancel_requested", "started", "holds_slot", "seq", "context")
+                 "status", "aio_task", "executor", "cancel_requested", "started", "holds_slot", "seq", "context",
+                 "entry", "executor_id", "policy", "attempts", "wakeup", "cached_from", "prepared")
 
     def __init__(self, task: Any, run: "TreeRun", deps: list[dict[str, Any]]):
         self.task = task
@@ -49,6 +50,13 @@ class TaskState:
         self.holds_slot = False
         self.seq = 0
         self.context: ExecutionContext | None = None
+        self.entry: Any = None  # the registry entry, executor id and run policy, found when the run starts
+        self.executor_id: str = ""
+        self.policy: Any = None
+        self.attempts = 0
+        self.cached_from: str | None = None
+        self.prepared: tuple[Any, ...] | None = None  # (executor, inputs, validated, cache key) of a cache miss
+        self.wakeup: asyncio.Future[None] | None = None  # resolved to end a wait for the next attempt
 
     def is_cancel_requested(self) -> bool:
         """What the executor's ``cancellation_checker`` answers."""
@@ -69,6 +77,7 @@ class TreeRun:
         self.results: dict[str, Any] = {}
         self.started_at = time.time()
         self.storages: list[Any] = []
+        self.cache_index: dict[str, Any] | None = None  # key -> (result, task id) of the run's executors
         self.pre_hooks: list[Any] = []  # hooks and the writer are taken when the run starts
         self.post_hooks: list[Any] = []
         self.writer: Any = None

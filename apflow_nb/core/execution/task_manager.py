@@ -31,7 +31,10 @@ from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
 from apflow_nb.core.execution.runner import as_runner
 from apflow_nb.core.execution.scheduler import Scheduler
-from apflow_nb.core.execution.task_run import run_task
+from apflow_nb.core.execution.task_run import resolve, run_task, settle_from_cache
+from apflow_nb.core.policy import PLAIN, Policy
+from apflow_nb.core.policy import resolve as resolve_policy
+from apflow_nb.core.storage.cache import load_index
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.hooks import TREE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import get_registry
@@ -58,13 +61,15 @@ class TaskManager:
     ``event_bus`` defaults to the process-wide bus; ``flush_interval`` is the longest a state
     change waits before it is written; ``event_log`` appends every event to the store's
     ``apflow_task_events`` table; ``runner`` says where executors run: None (this process, on
-    the loop) or a Runner (e.g. ``apflow_nb.distributed.DaskRunner.from_client(client)``).
+    the loop) or a Runner (e.g. ``apflow_nb.distributed.DaskRunner.from_client(client)``);
+    ``cache`` turns result caching on for every task whose task or executor does not say otherwise.
     """
 
     def __init__(self, db: Session, *, max_concurrency: int | None = None,
                  cancel_grace_period: float = DEFAULT_GRACE_PERIOD, event_bus: EventBus | None = None,
                  flush_interval: float = 0.05, task_model_class: type | None = None, event_log: bool = True,
-                 user_id: str | None = None, runner: Any = None, hook_timeout: float = DEFAULT_HOOK_TIMEOUT):
+                 user_id: str | None = None, runner: Any = None, hook_timeout: float = DEFAULT_HOOK_TIMEOUT,
+                 cache: bool = False):
         if max_concurrency is not None and (isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
                                             or max_concurrency < 1):
             raise ValueError(f"max_concurrency must be a positive integer or None, got {max_concurrency!r}")
@@ -76,6 +81,7 @@ class TaskManager:
         self.flush_interval = flush_interval
         self.user_id = user_id
         self.event_log = event_log
+        self.cache = cache
         self.owner = OWNER
         self.runner = as_runner(runner)
         check = getattr(self.runner, "check_store", None)
@@ -139,7 +145,7 @@ class TaskManager:
         try:
             await self._start_tree(run)
             run.started.set()
-            if run.unfinished == 0:
+            if run.unfinished == 0 and not run.done.done():
                 run.done.set_result(None)
             await asyncio.shield(run.done)
             if run.side_tasks:
@@ -196,6 +202,9 @@ class TaskManager:
         return self.cancel_grace_period if grace_period is None else grace_period
 
     def _start(self, s: Any) -> None:
+        run = s.run
+        if s.policy.cache and run.cache_index is not None and not run.pre_hooks and settle_from_cache(self, s):
+            return
         s.aio_task = asyncio.ensure_future(run_task(self, s))
 
     async def _take_lease(self, run: TreeRun) -> Any:
@@ -221,10 +230,11 @@ class TaskManager:
             if s.status == PENDING and (str(task.status) != PENDING or task.result is not None
                                         or task.error is not None or task.progress):
                 values.update(status=PENDING, progress=0.0, result=None, error=None, started_at=None,
-                              completed_at=None, updated_at=now)
+                              completed_at=None, updated_at=now, attempts=None, cached_from=None)
             if values:
                 apply_values(task, values)
                 writer.mark(task.id, values)
+        await self._resolve_executors(run)
         self.lifecycle.emit(EventType.TREE_STARTED, root_id, root_id, IN_PROGRESS, 0.0,
                             lambda full: {"tasks": describe(run), "total": len(run.states)} if full
                             else {"total": len(run.states)}, run.root.task.name)
@@ -239,6 +249,28 @@ class TaskManager:
                 if s.waiting == 0:
                     self.scheduler.enqueue(s)
         self.scheduler.pump()
+
+    async def _resolve_executors(self, run: TreeRun) -> None:
+        """Each waiting task's executor and run policy; the cache entries of executors that cache."""
+        memo: dict[int, Policy] = {}
+        caching: set[str] = set()
+        for s in run.states.values():
+            if s.status != PENDING:
+                continue
+            s.entry, s.executor_id = resolve(s.task)
+            options = s.task.options
+            if options or s.entry is None:
+                s.policy = PLAIN if s.entry is None else resolve_policy(options, s.entry.meta.get("policy"),
+                                                                       s.entry.cls, self.cache)
+            else:
+                s.policy = memo.get(id(s.entry)) or memo.setdefault(id(s.entry), resolve_policy(
+                    None, s.entry.meta.get("policy"), s.entry.cls, self.cache))
+            if s.policy.cache:
+                caching.add(s.executor_id)
+        if caching:
+            engine = self.db.get_bind()
+            run.cache_index = (await asyncio.to_thread(load_index, engine, caching) if self.writer.threaded
+                               else load_index(engine, caching))
 
     async def _finish_tree(self, run: TreeRun) -> None:
         status = run.status()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.errors import InputValidationError
 from apflow_nb.core.execution.inputs import merge_dependency_results
+from apflow_nb.core.execution.attempts import run_attempts
 from apflow_nb.core.execution.lifecycle import ExecutorEventQueue, apply_values
 from apflow_nb.core.execution.outcome import Outcome, cancelled, classify_result, failure
 from apflow_nb.core.execution.plan import TaskState
@@ -23,8 +24,9 @@ from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.secrets import forget as forget_secrets, keep as keep_secrets, reveal as reveal_secrets
 from apflow_nb.core.secrets import secret_paths, split as split_secrets
+from apflow_nb.core.storage.cache import cache_key, cache_table, entry_row, fingerprint
 from apflow_nb.core.storage.task_fields import json_problem
-from apflow_nb.core.types import FINAL_STATUSES, executor_id_of
+from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
 if TYPE_CHECKING:
     from apflow_nb.core.execution.task_manager import TaskManager
@@ -54,18 +56,29 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
     task = s.task
     inputs: dict[str, Any] = task.inputs if isinstance(task.inputs, dict) else {}
     try:
-        entry, executor_id = resolve(task)
+        entry, executor_id = s.entry, s.executor_id
         manager.lifecycle.start(s, executor_id, manager.owner)
         if s.run.storages:
             await manager.lifecycle.save_to_storages(s)
+        key = None
         try:
-            executor = create(entry, executor_id, s)
-            inputs = await prepare_inputs(manager, s, executor)
-            validated = validate(executor, inputs, task)
+            if s.prepared is not None:  # a cache miss found when the task started: its inputs are ready
+                executor, inputs, validated, key = s.prepared
+                s.prepared = None
+                s.run.writer.mark(s.id, {"inputs": inputs})
+            else:
+                executor = create(entry, executor_id, s)
+                inputs = await prepare_inputs(manager, s, executor)
+                validated = validate(executor, inputs, task)
+                if s.policy.cache:
+                    key, hit = lookup(s, executor, validated)
+                    if hit is not None:
+                        await complete(manager, s, hit, inputs)
+                        return
             outcome = await execute(manager, s, executor, executor_id, validated)
         except Stop as stop:
             outcome = stop.outcome
-        await complete(manager, s, outcome, inputs)
+        await complete(manager, s, outcome, inputs, key)
     except asyncio.CancelledError:
         # the whole tree is being torn down (interrupt): leave nothing in progress
         manager.lifecycle.finalize(s, cancelled("run interrupted"))
@@ -85,6 +98,42 @@ def resolve(task: Any) -> tuple[RegistryEntry | None, str]:
     """The registry entry of the task's executor (None when nothing is registered under its id)."""
     executor_id = executor_id_of(task)
     return get_registry().get(ExtensionCategory.EXECUTOR, executor_id), executor_id
+
+
+def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
+    """A ready task whose result is in the run's cache index ends at once, without a coroutine of its own
+    (True). On a miss its prepared inputs are kept for its run (False). Only for runs without pre-hooks."""
+    try:
+        executor = create(s.entry, s.executor_id, s)
+        task = s.task
+        own = task.inputs if isinstance(task.inputs, dict) else {}
+        inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
+        inputs, held = split_secrets(inputs, secret_paths(executor))  # stored as "***", real values in memory
+        keep_secrets(task.id, held)
+        validated = executor.validate_inputs(reveal_secrets(task, inputs, executor))
+    except Exception:  # the normal path reports it properly
+        return False
+    apply_values(s.task, {"inputs": inputs})
+    key, hit = lookup(s, executor, validated)
+    if hit is None:
+        s.prepared = (executor, inputs, validated, key)
+        return False
+    s.run.writer.mark(s.id, {"inputs": inputs})
+    manager.lifecycle.finalize(s, hit)
+    if s.run.post_hooks or s.run.storages:
+        manager.lifecycle.after_unstarted(s)
+    return True
+
+
+def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Outcome | None]:
+    """The task's cache key, and the cached outcome when the run's cache index has one."""
+    key = cache_key(s.executor_id, fingerprint(type(executor), s.policy.cache_version), inputs)
+    found = (s.run.cache_index or {}).get(key)
+    if found is None:
+        return key, None
+    result, source = found
+    s.cached_from = source
+    return key, Outcome(COMPLETED, result)
 
 
 def create(entry: RegistryEntry | None, executor_id: str, s: TaskState) -> Any:
@@ -140,14 +189,39 @@ def validate(executor: Any, inputs: dict[str, Any], task: Any = None) -> dict[st
 
 async def execute(manager: "TaskManager", s: TaskState, executor: Any, executor_id: str,
                   inputs: dict[str, Any]) -> Outcome:
-    """Call the executor here (watching for blocked loops) or through the manager's runner."""
-    task = s.task
-    executor.task_id = task.id
-    executor.event_queue = ExecutorEventQueue(manager.lifecycle, s)
-    executor.cancellation_checker = s.is_cancel_requested
-    executor.task = task
+    """Call the executor (with retries and a timeout when its policy says so)."""
+    policy = s.policy
     if s.cancel_requested:
         return cancelled("cancelled before it started")
+    if not policy.retries and policy.timeout is None:
+        _equip(manager, s, executor)
+        s.attempts = 1
+        return await call_executor(manager, s, executor, executor_id, inputs)
+
+    def fresh() -> Any:
+        return _equip(manager, s, create(s.entry, executor_id, s))
+
+    async def call(current: Any, attempt: Any) -> Outcome:
+        return await call_executor(manager, s, current, executor_id, inputs)
+
+    _equip(manager, s, executor)
+    return await run_attempts(manager, s, policy, fresh, call)
+
+
+def _equip(manager: "TaskManager", s: TaskState, executor: Any) -> Any:
+    """Give the executor what the seed promises it: its task id, an event queue, a cancellation checker."""
+    executor.task_id = s.id
+    executor.event_queue = ExecutorEventQueue(manager.lifecycle, s)
+    executor.cancellation_checker = s.is_cancel_requested
+    executor.task = s.task
+    s.executor = executor
+    return executor
+
+
+async def call_executor(manager: "TaskManager", s: TaskState, executor: Any, executor_id: str,
+                        inputs: dict[str, Any]) -> Outcome:
+    """One call of the executor here (watching for blocked loops) or through the manager's runner."""
+    task = s.task
     try:
         if manager.runner is None:
             result = executor.execute(inputs)
@@ -171,13 +245,23 @@ async def execute(manager: "TaskManager", s: TaskState, executor: Any, executor_
     return classify_result(result, executor_id, cancel_requested=s.cancel_requested)
 
 
-async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, inputs: dict[str, Any]) -> None:
-    """Record the outcome of a started task, then storages and post-hooks (the run waits for them)."""
+async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, inputs: dict[str, Any],
+                   key: str | None = None) -> None:
+    """Record the outcome of a started task, then storages and post-hooks (the run waits for them).
+
+    A completed result computed under a cache key is stored in the cache (never a failure).
+    """
     current = asyncio.current_task()
     run = s.run
     if current is not None and (run.storages or run.post_hooks):
         run.side_tasks.add(current)  # added before the final state, so the run cannot end without it
         current.add_done_callback(run.side_tasks.discard)
+    if key is not None and outcome.status == COMPLETED:
+        code = fingerprint(type(s.executor), s.policy.cache_version)
+        run.writer.upsert(cache_table, entry_row(key, s.executor_id, code, outcome.result, s.id,
+                                                 s.policy.cache_ttl), "key")
+        if run.cache_index is not None:
+            run.cache_index[key] = (outcome.result, s.id)
     if manager.lifecycle.finalize(s, outcome):
         if run.storages or run.post_hooks:
             await manager.lifecycle.after_final(s, inputs)

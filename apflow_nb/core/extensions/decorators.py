@@ -47,23 +47,32 @@ def executor_register(obj: Any = None, *, executor_id: str | None = None, **opti
     ``executor_register(MyExecutor())``, ``executor_register(MyExecutor, executor_id="x")``,
     ``@executor_register`` and ``@executor_register(executor_id="x")`` all work. A function is
     wrapped by :func:`apflow_nb.function_executor` (its signature becomes the input schema).
+    Run settings apply to every task of this executor unless the task says otherwise: ``cache``,
+    ``cache_version``, ``cache_ttl``, ``retries``, ``retry_delay``, ``retry_jitter``, ``timeout``.
     Returns what it was given, so it can decorate.
     """
     if obj is None:
         return lambda target: executor_register(target, executor_id=executor_id, **options)
     from apflow_nb.core.interfaces.executable_task import ExecutableTask
 
+    from apflow_nb.core.policy import POLICY_KEYS, check_policy
+
+    policy = check_policy({k: options.pop(k) for k in POLICY_KEYS if k in options}, "executor_register",
+                          error=ValueError)
     if isinstance(obj, type) and issubclass(obj, ExecutableTask) or isinstance(obj, ExecutableTask):
         if options:
-            raise TypeError(f"executor_register got unexpected options {sorted(options)} for a class or instance")
-        _register_extension(obj, ExtensionCategory.EXECUTOR, ExecutableTask, executor_id, "executor",
-                            "Subclass apflow_nb.ExecutableTask or apflow_nb.BaseTask.")
+            raise TypeError(f"executor_register got unexpected options {sorted(options)} for a class or instance "
+                            f"(run settings it takes: {', '.join(POLICY_KEYS)})")
+        entry = _register_extension(obj, ExtensionCategory.EXECUTOR, ExecutableTask, executor_id, "executor",
+                                    "Subclass apflow_nb.ExecutableTask or apflow_nb.BaseTask.")
+        entry.meta["policy"] = policy
         return obj
     if callable(obj) and not isinstance(obj, type):
         from apflow_nb.core.base.function_task import function_executor
 
         cls = function_executor(obj, executor_id=executor_id, **options)
-        _register_extension(cls, ExtensionCategory.EXECUTOR, ExecutableTask, cls.id, "executor", "")
+        entry = _register_extension(cls, ExtensionCategory.EXECUTOR, ExecutableTask, cls.id, "executor", "")
+        entry.meta["policy"] = policy
         return obj
     raise TypeError(f"executor_register expects an ExecutableTask subclass or instance, or a function; "
                     f"got {obj!r}.")

@@ -25,7 +25,7 @@ from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.storage.sqlalchemy.models import get_task_model_class, new_task_id
 from apflow_nb.core.storage.task_fields import (
     MAX_ID_LENGTH, STANDARD_FIELDS, check_custom_fields, check_json_field, check_priority, check_text,
-    normalize_dependencies,
+    normalize_dependencies, take_options,
 )
 from apflow_nb.core.types import TaskTreeNode, executor_id_of
 
@@ -111,6 +111,8 @@ def _spec(i: int, t: dict[str, Any], key: str, ids: dict[str, str]) -> dict[str,
     for field in ("inputs", "schemas", "params"):
         check_json_field(spec.get(field), field, where, error=TaskArrayError)
     check_priority(spec.setdefault("priority", 2), where, error=TaskArrayError)
+    options = take_options(spec, where, error=TaskArrayError)
+    spec.update(options or {})  # checked here; create_task stores them as the task's options
     check_text(spec.get("user_id"), "user_id", where, error=TaskArrayError)
     return spec
 
