@@ -156,6 +156,8 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     """Own inputs + dependency results, then the pre-hooks; what is stored is what the executor gets."""
     task = s.task
     own = task.inputs if isinstance(task.inputs, dict) else {}
+    if not s.deps and not s.run.pre_hooks:
+        return own  # nothing merged or changed: what is stored is what the executor gets
     inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
     apply_values(task, {"inputs": inputs})
     for hook in s.run.pre_hooks:
@@ -170,7 +172,7 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     inputs, held = split_secrets(task.inputs if isinstance(task.inputs, dict) else {}, secret_paths(executor))
     keep_secrets(task.id, held)
     apply_values(task, {"inputs": inputs})
-    problem = json_problem(inputs)
+    problem = json_problem(inputs) if s.run.pre_hooks else None  # dependency results are checked JSON
     if problem:
         raise Stop(failure(f"inputs of task {s.key!r} cannot be stored as JSON ({problem}); a pre-hook or "
                            f"dependency put it there", "InputValidationError"))
