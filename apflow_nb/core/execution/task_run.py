@@ -24,7 +24,7 @@ from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.secrets import forget as forget_secrets, keep as keep_secrets, reveal as reveal_secrets
 from apflow_nb.core.secrets import secret_paths, split as split_secrets
-from apflow_nb.core.storage.cache import cache_key, cache_table, entry_row, fingerprint
+from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
@@ -259,6 +259,8 @@ async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, input
         run.side_tasks.add(current)  # added before the final state, so the run cannot end without it
         current.add_done_callback(run.side_tasks.discard)
     if key is not None and outcome.status == COMPLETED:
+        from apflow_nb.core.storage.cache import cache_table, entry_row
+
         code = fingerprint(type(s.executor), s.policy.cache_version)
         run.writer.upsert(cache_table, entry_row(key, s.executor_id, code, outcome.result, s.id,
                                                  s.policy.cache_ttl), "key")
