@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 import nbformat
 import pytest
-from IPython.testing import globalipapp
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
+from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
@@ -93,7 +94,7 @@ def _everything(result, out) -> str:
 
 def test_in_an_ipython_shell_no_output_shows_the_password(password_env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    ip = globalipapp.get_ipython()  # the one test shell, whichever module started it
+    ip = start_ipython() or TerminalInteractiveShell.instance()  # started once per session, by any module
     ip.run_line_magic("load_ext", "apflow_nb")
     ip.run_cell(SETUP)
     environ = dict(os.environ)

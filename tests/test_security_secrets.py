@@ -127,9 +127,10 @@ async def test_secret_inputs_are_stored_and_shown_as_placeholders(tmp_path, db_u
     assert "***" in stored and "ann" in stored
     frame = run.frame()
     assert set(frame.set_index("task_id").loc["api", ["inputs.api_key", "inputs.pin"]]) == {"***"}
-    from IPython.testing import globalipapp
+    from IPython.terminal.interactiveshell import TerminalInteractiveShell
+    from IPython.testing.globalipapp import start_ipython
 
-    ip = globalipapp.get_ipython()
+    ip = start_ipython() or TerminalInteractiveShell.instance()
     ip.run_line_magic("load_ext", "apflow_nb")
     table = ip.run_line_magic("apflow", f"history --store {db_url}")
     assert set(table.set_index("task_id").loc["login", ["inputs.password", "inputs.extra.otp"]]) == {"***"}
