@@ -38,6 +38,8 @@ _LAZY: dict[str, str] = {
     "EventType": "apflow_nb.core.events",
     "subscribe": "apflow_nb.core.events",
     "function_executor": "apflow_nb.core.base.function_task",
+    "secret_resolver": "apflow_nb.core.secrets",
+    "mask_url": "apflow_nb.core.storage.urls",
     "errors": "apflow_nb.core.errors",
     "clear_cache": "apflow_nb.core.storage.cache",
     # notebook layer (imports IPython/ipywidgets only when used)
@@ -99,9 +101,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from apflow_nb.core.extensions.storage import StorageExtension
     from apflow_nb.core.extensions.types import ExtensionCategory
     from apflow_nb.core.interfaces.executable_task import ExecutableTask
+    from apflow_nb.core.secrets import secret_resolver
     from apflow_nb.core.storage.session import create_session
     from apflow_nb.core.storage.sqlalchemy.models import get_task_model_class, set_task_model_class
     from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
+    from apflow_nb.core.storage.urls import mask_url
     from apflow_nb.core.tools.base import Tool
     from apflow_nb.core.tools.registry import get_tool
     from apflow_nb.core.types import TaskStatus, TaskTreeNode

@@ -42,8 +42,9 @@ def main() -> None:
     tasks = [{"id": "report", "name": "report", "dependencies": [c.lower() for c in CITIES]}]
     tasks += [{"id": c.lower(), "name": "measure", "parent_id": "report", "inputs": {"city": c}} for c in CITIES]
     from apflow_nb.core.storage.session import default_database_url
+    from apflow_nb.core.storage.urls import mask_url
 
-    print(f"store: {default_database_url()}")
+    print(f"store: {mask_url(default_database_url())}")
     run = apflow_nb.run(tasks, display="text")
     tree = run.result()
     print(f"\nwarmest city: {tree.task.result['warmest']}  (ranking: {', '.join(tree.task.result['ranking'])})\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from apflow_nb.core.extensions.registry import get_registry
-from apflow_nb.core.storage.session import create_session, dispose_engines
+from apflow_nb.core.storage.session import clear_default_database_url, create_session, dispose_engines
 from apflow_nb.core.storage.sqlalchemy.models import restore_task_table
 
 
@@ -14,9 +14,11 @@ def _clean_registry():
     the task table as the base TaskModel defines it (custom models extend it process-wide)."""
     get_registry().clear()
     restore_task_table()
+    clear_default_database_url()  # %apflow store sets the process's store; each test starts without it
     yield
     get_registry().clear()
     restore_task_table()
+    clear_default_database_url()
 
 
 @pytest.fixture

@@ -2,6 +2,11 @@
 
 ``APFLOW_NB_TEST_PG_URL`` points the tests at an existing server instead.
 
+The server authenticates TCP connections with scram-sha-256 passwords, as a real deployment does: the tests
+connect as the role ``apflow`` (owner of the database ``apflow_test``) with a fresh random password that holds
+URL-special characters (``@``, ``:``, ``/``, ``%``), percent-encoded in the returned URL. Only the unix socket in
+the server's own private directory trusts local connections (the set-up steps use it, never the tests).
+
 As root (PostgreSQL refuses to run as root) the server's files belong to the ``postgres`` system user, which Debian's
 ``postgresql`` package creates, and ``initdb``/``pg_ctl`` run through ``runuser -u postgres --``. Only the standard
 library and psycopg are used.
@@ -23,6 +28,14 @@ from typing import Callable
 MISSING = ("PostgreSQL server binaries (initdb, pg_ctl) not found: install them with "
            "`apt-get install postgresql` (make sysdeps does it), or set APFLOW_NB_TEST_PG_URL to a server's URL.")
 DATABASE = "apflow_test"
+ROLE = "apflow"
+
+
+def new_password() -> str:
+    """A random password with the characters a URL must percent-encode."""
+    import secrets
+
+    return f"pw-{secrets.token_hex(8)}@:/%x"
 
 _WATCHDOG = """
 import shutil, subprocess, sys
@@ -140,12 +153,20 @@ def start_postgres() -> tuple[str, Callable[[], None]]:
             pg_ctl_run("-m", "immediate", "stop", timeout=30)
         shutil.rmtree(base, ignore_errors=True)
 
+    superuser_password, password = new_password(), new_password()
+    pwfile = os.path.join(base, "pwfile")
+    with open(os.open(pwfile, os.O_CREAT | os.O_WRONLY, 0o600), "w") as f:
+        f.write(superuser_password + "\n")
+    if as_user:
+        subprocess.run(["chown", "postgres:postgres", pwfile], check=True)
     try:
         done = subprocess.run(
-            as_user + [initdb, "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
+            as_user + [initdb, "-D", data, "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+                       "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed (exit {done.returncode}):\n{done.stdout}")
+        os.unlink(pwfile)
         port = 0
         for _attempt in range(3):  # the free port can be taken between choosing it and the server binding it
             port = _free_port()
@@ -161,9 +182,15 @@ def start_postgres() -> tuple[str, Callable[[], None]]:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres",
-                                     connect_timeout=3, autocommit=True) as conn:
-                    conn.execute(f"CREATE DATABASE {DATABASE}")
+                with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=superuser_password,
+                                     dbname="postgres", connect_timeout=3, autocommit=True) as conn:
+                    from psycopg import sql
+
+                    conn.execute(sql.SQL("SET password_encryption = 'scram-sha-256'"))
+                    conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(ROLE), sql.Literal(password)))
+                    conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(DATABASE), sql.Identifier(ROLE)))
                 break
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
@@ -173,4 +200,6 @@ def start_postgres() -> tuple[str, Callable[[], None]]:
     except BaseException:
         stop()
         raise
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{DATABASE}", stop
+    from urllib.parse import quote
+
+    return f"postgresql+psycopg://{ROLE}:{quote(password, safe='')}@127.0.0.1:{port}/{DATABASE}", stop

@@ -358,7 +358,8 @@ def test_tree_options_store_no_display_user(ip, store, tmp_path):
     frame = apflow_nb.history(other)
     assert list(frame["user_id"]) == ["ann"] and apflow_nb.history(store).empty
     res, _ = cell(ip, "%%tree --store bogus://nowhere\n- {name: double, inputs: {x: 3}}\n")
-    assert str(error_of(res)).startswith("%%tree: cannot open the store 'bogus://nowhere': NoSuchModuleError")
+    assert str(error_of(res)).startswith(
+        "%%tree: cannot open the store 'bogus://nowhere': StoreURLError: unknown kind of database 'bogus'")
     res, _ = cell(ip, "%%tree --name 2x\n- {name: double, inputs: {x: 3}}\n")
     assert "not a valid variable name" in str(error_of(res))
 

@@ -1,4 +1,8 @@
-"""What the magics display: small tables (HTML in notebooks, aligned text elsewhere) and notes."""
+"""What the magics display: small tables (HTML in notebooks, aligned text elsewhere) and notes.
+
+Every value that reaches HTML is escaped (text and attributes); a status that is not one of the
+five task statuses (a hostile or broken writer of a shared store) is shown as ``unknown``.
+"""
 from __future__ import annotations
 
 import html
@@ -11,6 +15,22 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 EXECUTOR = ExtensionCategory.EXECUTOR
 
 
+def status_label(status: Any) -> str:
+    """The status to show: one of pending, in_progress, completed, failed, cancelled, or ``unknown``."""
+    from apflow_nb.core.types import STATUSES
+
+    text = str(status) if status is not None else ""
+    return text if text in STATUSES else "unknown"
+
+
+def history_table(frame: Any) -> Any:
+    """``%apflow history``'s DataFrame: statuses outside the five shown as ``unknown`` (pandas escapes the HTML)."""
+    if "status" in getattr(frame, "columns", ()) and len(frame):
+        frame = frame.copy()
+        frame["status"] = [status_label(s) for s in frame["status"]]
+    return frame
+
+
 class Table:
     """A small table that renders as HTML in notebooks and as aligned text elsewhere."""
 
@@ -18,10 +38,11 @@ class Table:
         self.columns, self.rows, self.title = columns, rows, title
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>" for v in row)
+        esc = lambda v: html.escape(str(v), quote=True)  # noqa: E731 - text and attribute values alike
+        head = "".join(f"<th style='text-align:left'>{esc(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{esc(v)}</td>" for v in row)
                        + "</tr>" for row in self.rows)
-        title = f"<b>{html.escape(self.title)}</b>" if self.title else ""
+        title = f"<b>{esc(self.title)}</b>" if self.title else ""
         return f"<div class='apflow-table'>{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
     def __repr__(self) -> str:
@@ -88,7 +109,7 @@ def executors_table(ids: list[str] | None = None, title: str = "", *, with_sourc
 def trial_outcome(executor_id: str, node: Any) -> Table:
     """One trial run (``%%executor --run``): status and result, or the error."""
     task = node.task
-    status = str(task.status)
+    status = status_label(task.status)
     shown = task.result if status == "completed" else (task.error or task.result)
     text = shown if isinstance(shown, str) else json.dumps(shown, default=str)
     return Table(["executor", "status", "result" if status == "completed" else "error"],

@@ -58,7 +58,9 @@ def check_task_array(tasks: list[dict[str, Any]]) -> None:
     check_executors(normalize_task_array(tasks))
 
 
-def one_line(exc: BaseException) -> str:
-    """``Name: message`` on one line (pydantic messages span several)."""
-    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-    return f"{type(exc).__name__}: {text}"
+def one_line(exc: BaseException, *urls: Any) -> str:
+    """``Name: message`` on one line (pydantic messages span several), with every password this
+    process knows (and those of ``urls``) masked."""
+    from apflow_nb.core.storage.urls import message_of
+
+    return message_of(exc, *urls)

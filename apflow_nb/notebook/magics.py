@@ -10,8 +10,10 @@ Thin: parse the arguments (IPython's ``magic_arguments``), call the public Pytho
 - ``%apflow executors | history | cancel ID | show ROOT_ID | watch [ROOT_ID] | store [URL]``.
 
 The kernel's store is ``$APFLOW_NB_DATABASE_URL`` (else ``./.apflow/tasks.db``); ``%apflow store URL``
-sets that variable in the kernel's process, so ``%%tree``, ``%apflow``, ``apflow_nb.run`` and
-``apflow_nb.history`` all use the new store from then on.
+sets the store of the kernel's process (a setting in memory, never ``os.environ``, so child
+processes do not inherit the URL), so ``%%tree``, ``%apflow``, ``apflow_nb.run`` and
+``apflow_nb.history`` all use the new store from then on. A URL is only ever shown masked
+(``postgresql://ann:***@host/db``), and errors never repeat a password.
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ import argparse
 import asyncio
 import json
 import keyword
-import os
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -33,7 +34,7 @@ from apflow_nb.notebook._magic_cell import (
     changed_values, defined_classes, defined_functions, run_cell_code,
 )
 from apflow_nb.notebook._magic_tables import (
-    EXECUTOR, Note, Table, executors_table, trial_outcome, trial_pending,
+    EXECUTOR, Note, Table, executors_table, history_table, trial_outcome, trial_pending,
 )
 from apflow_nb.notebook._magic_tree import check_task_array, one_line, parse_tree_text
 
@@ -64,13 +65,15 @@ def _store_errors() -> tuple[type[BaseException], ...]:
 
 
 def _open_session(url: str | None, where: str) -> Any:
-    """A Session on ``url`` (None: the kernel's store); a bad URL is a one-line UsageError."""
+    """A Session on ``url`` (None: the kernel's store); a bad URL is a one-line UsageError (URL masked)."""
     from apflow_nb.core.storage.session import create_session, default_database_url
+    from apflow_nb.core.storage.urls import mask_url
 
     try:
         return create_session(url)
     except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
-        raise UsageError(f"{where}: cannot open the store {url or default_database_url()!r}: {one_line(exc)}") from None
+        shown = url or default_database_url()
+        raise UsageError(f"{where}: cannot open the store {mask_url(shown)!r}: {one_line(exc, shown)}") from None
 
 
 @magics_class
@@ -343,9 +346,9 @@ class ApflowMagics(Magics):
               the live view of a run another process executes (default: the newest running tree), fed by
               the store's event log (apflow_nb.watch); its handle is in _watch (`await _watch`)
           %apflow store [URL | --reset]
-              show the kernel's store, or set it: %%tree, %apflow and apflow_nb.run / history use it
-              from then on (it sets APFLOW_NB_DATABASE_URL in this kernel's process; --reset goes back
-              to ./.apflow/tasks.db)
+              show the kernel's store (password masked), or set it: %%tree, %apflow and
+              apflow_nb.run / history use it from then on (a setting of this kernel's process, not an
+              environment variable; --reset goes back to ./.apflow/tasks.db)
         """
         args = parse_argstring(self.apflow, line)
         command, rest = args.command, [_unquote(r) or "" for r in args.rest]
@@ -382,10 +385,11 @@ class ApflowMagics(Magics):
 
         split = lambda v: None if v is None else [s for s in v.split(",") if s]  # noqa: E731
         try:
-            return history(ns.store, status=split(ns.status), executor=split(ns.executor), root_id=ns.root_id,
-                           user_id=ns.user_id, limit=ns.limit)
+            frame = history(ns.store, status=split(ns.status), executor=split(ns.executor), root_id=ns.root_id,
+                            user_id=ns.user_id, limit=ns.limit)
         except (ApflowError, ValueError, *_store_errors()) as exc:
-            raise UsageError(f"%apflow history: {one_line(exc)}") from None
+            raise UsageError(f"%apflow history: {one_line(exc, ns.store)}") from None
+        return history_table(frame)
 
     @staticmethod
     def _cancel(rest: list[str]) -> Note:
@@ -440,7 +444,8 @@ class ApflowMagics(Magics):
 
     @staticmethod
     def _store(rest: list[str]) -> Note:
-        from apflow_nb.core.storage.session import ENV_URL, default_database_url
+        from apflow_nb.core.storage.session import default_database_url, set_default_database_url
+        from apflow_nb.core.storage.urls import mask_url
 
         parser = _SubParser("%apflow store")
         parser.add_argument("url", nargs="?")
@@ -449,12 +454,12 @@ class ApflowMagics(Magics):
         if ns.reset and ns.url:
             raise UsageError("%apflow store: give a URL or --reset, not both")
         if ns.reset:
-            os.environ.pop(ENV_URL, None)
+            set_default_database_url(None)
         elif ns.url:
             url = _absolute_sqlite(ns.url)
             _open_session(url, "%apflow store").close()  # a wrong URL fails now, and the setting stays as it was
-            os.environ[ENV_URL] = url
-        return Note(f"store: {_shown_url(default_database_url())}")
+            set_default_database_url(url)
+        return Note(f"store: {mask_url(default_database_url())}")
 
 
 class _SubParser(argparse.ArgumentParser):
@@ -489,12 +494,12 @@ def _restore(snapshot: dict[str, RegistryEntry]) -> None:
 
 def _absolute_sqlite(url: str) -> str:
     """``sqlite:///rel.db`` -> the absolute file, so a later ``%cd`` does not move the kernel's store."""
-    from sqlalchemy.engine import make_url
+    from apflow_nb.core.storage.urls import StoreURLError, parse_url
 
     try:
-        parsed = make_url(url)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's URL
-        raise UsageError(f"%apflow store: {url!r} is not a database URL: {one_line(exc)}") from None
+        parsed = parse_url(url)
+    except StoreURLError as exc:  # its message never repeats the URL's password
+        raise UsageError(f"%apflow store: {exc}") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         from pathlib import Path
 
@@ -502,15 +507,6 @@ def _absolute_sqlite(url: str) -> str:
         if not path.is_absolute():
             return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
     return url
-
-
-def _shown_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
-        return url
 
 
 def load_ipython_extension(ipython: Any) -> None:

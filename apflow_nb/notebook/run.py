@@ -45,9 +45,13 @@ def _as_runner(runner: Any) -> Any:
     return DaskRunner.from_client(runner)
 
 
-def as_tree(tree: Any, manager: Any, user_id: str | None = None) -> TaskTreeNode:
+def as_tree(tree: Any, manager: Any, user_id: str | None = None, confirm: bool = True) -> TaskTreeNode:
     """A TaskTreeNode from a node, a stored root task or its id (its stored tree), or a task array
-    (checked, executors included, then stored: nothing is written when a check fails)."""
+    (checked, executors included, then stored: nothing is written when a check fails).
+
+    A stored tree someone else stored (another ``user_id``, or last run by another process) is
+    announced first: one line naming its executors and counts (``confirm=False``: no notice).
+    """
     if isinstance(tree, TaskTreeNode):
         return tree
     if isinstance(tree, (list, tuple)):
@@ -55,12 +59,43 @@ def as_tree(tree: Any, manager: Any, user_id: str | None = None) -> TaskTreeNode
 
         return create_task_tree_from_array(manager.task_repository, list(tree), user_id=user_id,
                                            validate_executors=True)
-    if isinstance(tree, str):
-        return manager.task_repository.get_task_tree_sync(tree)
-    if hasattr(tree, "id") and hasattr(tree, "name"):
-        return manager.task_repository.get_task_tree_sync(tree.id)
+    if isinstance(tree, str) or (hasattr(tree, "id") and hasattr(tree, "name")):
+        node = manager.task_repository.get_task_tree_sync(tree if isinstance(tree, str) else tree.id)
+        notice = foreign_tree_notice(node, user_id) if confirm else None
+        if notice:
+            print(notice)
+        return node
     raise TypeError(f"run() takes a TaskTreeNode, a root task, a root task id or a task array (list of dicts), "
                     f"not {type(tree).__name__}")
+
+
+def foreign_tree_notice(node: TaskTreeNode, user_id: str | None) -> str | None:
+    """One line saying what a stored tree will run, when someone else stored it; None when it is ours.
+
+    Someone else: a task's ``user_id`` is set and differs from ``user_id``, or a task was last run
+    by another process (its ``owner``). ``user_id`` is a label, not a proof of identity.
+    """
+    import collections as _collections
+
+    from apflow_nb.core.storage.processes import process_identity
+    from apflow_nb.core.types import executor_id_of
+
+    tasks = [n.task for n in node.walk()]
+    users = sorted({str(t.user_id) for t in tasks if t.user_id and t.user_id != user_id})
+    me = process_identity()
+    owners = sorted({str(t.owner) for t in tasks if getattr(t, "owner", None) and t.owner != me})
+    if not users and not owners:
+        return None
+    counts = _collections.Counter(executor_id_of(t) for t in tasks)
+    runs = ", ".join(f"{executor} x{n}" for executor, n in sorted(counts.items()))
+    who = []
+    if users:
+        who.append(f"user_id {', '.join(map(repr, users))}")
+    if owners:
+        who.append(f"last run by process {', '.join(owners)}")
+    root = getattr(node.task, "key", None) or node.task.id
+    return (f"apflow_nb: running stored tree {root!r} from {' and '.join(who)}: {len(tasks)} task(s) will run "
+            f"these executors: {runs} (confirm=False hides this notice)")
 
 
 class Run:
@@ -227,7 +262,7 @@ class Run:
 
 def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | None = None, display: Any = True,
         max_concurrency: int | None = None, user_id: str | None = None, runner: Any = None,
-        max_rows: int = 100, view: str = "table") -> Run:
+        max_rows: int = 100, view: str = "table", confirm: bool = True) -> Run:
     """Start running ``tree`` and return a Run handle at once.
 
     ``tree``: a TaskTreeNode, a stored root task (or its id), or a task array (list of task dicts,
@@ -238,6 +273,8 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
     (``./.apflow/tasks.db``). ``runner``: a Dask client to run executors on a cluster.
     ``max_rows``: rows the view draws at most (running and failed tasks first). ``view``: the face
     the view starts on, "table" or "graph" (the dependency graph; a toggle switches them).
+    ``confirm``: a stored tree someone else stored is announced before it runs (executor ids and
+    counts); False skips that notice.
     """
     from apflow_nb.notebook.graph._faces import check_view
 
@@ -248,5 +285,5 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
 
         manager = TaskManager(session or create_session(store), max_concurrency=max_concurrency,
                               runner=_as_runner(runner))
-    node = as_tree(tree, manager, user_id)
+    node = as_tree(tree, manager, user_id, confirm)
     return Run(node, manager, display=display, max_rows=max_rows, view=view)

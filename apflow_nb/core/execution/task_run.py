@@ -22,6 +22,8 @@ from apflow_nb.core.execution.runner import BlockWatch, ExecutionContext
 from apflow_nb.core.extensions.hooks import PRE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
+from apflow_nb.core.secrets import forget as forget_secrets, keep as keep_secrets, reveal as reveal_secrets
+from apflow_nb.core.secrets import secret_paths, split as split_secrets
 from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
@@ -67,7 +69,7 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
             else:
                 executor = create(entry, executor_id, s)
                 inputs = await prepare_inputs(manager, s, executor)
-                validated = validate(executor, inputs)
+                validated = validate(executor, inputs, task)
                 if s.policy.cache:
                     key, hit = lookup(s, executor, validated)
                     if hit is not None:
@@ -85,6 +87,8 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
         logger.exception("apflow_nb: internal error while running task %s", task.id)
         manager.lifecycle.finalize(s, failure(f"internal error: {type(exc).__name__}: {exc}", "InternalError"))
     finally:
+        if s.status == "completed":
+            forget_secrets(task.id)  # a completed task never runs again: its secret values leave memory
         if s.status not in FINAL_STATUSES:
             manager.lifecycle.finalize(s, failure("internal error: the task ended without an outcome",
                                                   "InternalError"))
@@ -104,7 +108,9 @@ def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
         task = s.task
         own = task.inputs if isinstance(task.inputs, dict) else {}
         inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
-        validated = executor.validate_inputs(inputs)
+        inputs, held = split_secrets(inputs, secret_paths(executor))  # stored as "***", real values in memory
+        keep_secrets(task.id, held)
+        validated = executor.validate_inputs(reveal_secrets(task, inputs, executor))
     except Exception:  # the normal path reports it properly
         return False
     apply_values(s.task, {"inputs": inputs})
@@ -162,7 +168,10 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
         except Exception as exc:
             raise Stop(failure(f"pre-hook {hook_label(hook)} raised {type(exc).__name__}: {exc}", "PreHookError",
                                user_traceback(exc))) from None
-    inputs = task.inputs if isinstance(task.inputs, dict) else {}
+    # secret fields are stored as "***"; a value a pre-hook or a dependency put there stays in memory only
+    inputs, held = split_secrets(task.inputs if isinstance(task.inputs, dict) else {}, secret_paths(executor))
+    keep_secrets(task.id, held)
+    apply_values(task, {"inputs": inputs})
     problem = json_problem(inputs) if s.run.pre_hooks else None  # dependency results are checked JSON
     if problem:
         raise Stop(failure(f"inputs of task {s.key!r} cannot be stored as JSON ({problem}); a pre-hook or "
@@ -171,10 +180,11 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     return inputs
 
 
-def validate(executor: Any, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The executor's schema check (defaults filled in); a failure ends the task before execute."""
+def validate(executor: Any, inputs: dict[str, Any], task: Any = None) -> dict[str, Any]:
+    """The executor's schema check (defaults filled in) of the inputs with their secret values back in
+    (from memory or a resolver); a failure ends the task before execute."""
     try:
-        return executor.validate_inputs(inputs)
+        return executor.validate_inputs(reveal_secrets(task, inputs, executor) if task is not None else inputs)
     except InputValidationError as exc:
         raise Stop(failure(str(exc), "InputValidationError")) from None
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from sqlalchemy.exc import IntegrityError
 
 from apflow_nb.core.errors import DuplicateTaskIdError
+from apflow_nb.core.secrets import hold_new_tasks
 from apflow_nb.core.storage.batch_sql import BatchWriter
 from apflow_nb.core.storage.records import record_class
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 def insert_tasks(repository: "TaskRepository", specs: Sequence[dict[str, Any]]) -> list[Any]:
     """Check every spec, insert them in one transaction and return their records (in the specs' order)."""
     rows = [repository.build_values(**spec) for spec in specs]
+    hold_new_tasks(rows)  # secret inputs are stored as "***"; their values stay in this process's memory
     by_id = {r["id"]: r for r in rows}
     outside = repository._outside_parents((r["parent_id"] for r in rows), by_id)
     for row in rows:

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import NoSuchModuleError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from apflow_nb.core.errors import SchemaMismatchError
 from apflow_nb.core.storage import json_text
 from apflow_nb.core.storage.sqlalchemy.models import SCHEMA_VERSION, TABLE_NAME, Base, get_task_model_class
+from apflow_nb.core.storage.urls import StoreURLError, mask_url, parse_url, scrub_exception
 
 ENV_URL = "APFLOW_NB_DATABASE_URL"
 DEFAULT_PATH = Path(".apflow") / "tasks.db"
@@ -31,58 +33,162 @@ _schema_checked: set[tuple[int, int, int]] = set()
 _recovered: set[int] = set()
 
 
+_UNSET: Any = object()
+_process_url: Any = _UNSET  # %apflow store / set_default_database_url: this process only, never os.environ
+
+
+def set_default_database_url(url: str | None) -> None:
+    """Set this process's store (what ``create_session()`` uses from now on); None: ``./.apflow/tasks.db``.
+
+    The setting lives in the process, not in ``os.environ``, so child processes never inherit a URL
+    (and its password). ``clear_default_database_url()`` goes back to ``$APFLOW_NB_DATABASE_URL``.
+    """
+    global _process_url
+    if url is not None:
+        parse_url(url)  # a bad URL raises StoreURLError here, and the setting stays as it was
+    _process_url = url
+
+
+def clear_default_database_url() -> None:
+    """Forget :func:`set_default_database_url`: ``$APFLOW_NB_DATABASE_URL``, else the default file, again."""
+    global _process_url
+    _process_url = _UNSET
+
+
 def default_database_url() -> str:
-    """The URL ``create_session()`` uses: ``$APFLOW_NB_DATABASE_URL`` or ``./.apflow/tasks.db``."""
-    url = os.environ.get(ENV_URL)
+    """The URL ``create_session()`` uses: this process's setting (``%apflow store``), else
+    ``$APFLOW_NB_DATABASE_URL``, else ``./.apflow/tasks.db``."""
+    if _process_url is not _UNSET:
+        url = _process_url
+    else:
+        url = os.environ.get(ENV_URL)
     if url:
         return url
     return f"sqlite:///{DEFAULT_PATH.resolve()}"
 
 
+def _is_uri_filename(parsed: URL) -> bool:
+    """``sqlite:///file:path?mode=ro&uri=true``: SQLite opens ``database`` as a URI filename."""
+    return str(parsed.query.get("uri", "")).lower() in ("true", "1", "yes")
+
+
+def _read_only_uri(parsed: URL) -> bool:
+    return _is_uri_filename(parsed) and (str(parsed.query.get("mode", "")) == "ro"
+                                         or str(parsed.query.get("immutable", "")) == "1")
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    url = engine.url
+    on_disk = url.database not in (None, "", ":memory:") and not _read_only_uri(url) \
+        and "mode=memory" not in str(url.database) and str(url.query.get("mode", "")) != "memory"
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        if engine.url.database not in (None, "", ":memory:"):
+        if on_disk:
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 
 
+def _scrub_errors(engine: Engine) -> None:
+    """Errors from this engine (connect errors included) carry no password in their messages."""
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        for exc in (ctx.sqlalchemy_exception, ctx.original_exception):
+            if exc is not None:
+                scrub_exception(exc, engine.url)
+
+
 def get_engine(url: str | None = None, **engine_kwargs: Any) -> Engine:
-    """The engine for ``url`` (shared per URL within the process), created on first use."""
+    """The engine for ``url`` (shared per URL within the process), created on first use.
+
+    ``postgresql://`` and ``postgres://`` use psycopg 3 (with the URL's real password). A URL that
+    cannot be used raises StoreURLError, whose message never repeats the password.
+    """
     url = url or default_database_url()
     key = url if not engine_kwargs else f"{url}|{sorted(engine_kwargs.items())}"
     with _lock:
         engine = _engines.get(key)
         if engine is not None:
             return engine
-        parsed = make_url(url)
+        parsed = parse_url(url)
         kwargs = dict(engine_kwargs)
-        if parsed.get_backend_name() == "sqlite":
-            database = parsed.database
-            if database in (None, "", ":memory:"):
-                kwargs.setdefault("poolclass", StaticPool)
-                kwargs.setdefault("connect_args", {"check_same_thread": False})
-            else:
-                path = Path(database)
-                if _looks_remote(path):
-                    import warnings
-
-                    warnings.warn(f"SQLite file {path} seems to be on a network drive; SQLite locking is "
-                                  "unreliable there (\"database is locked\"). Use a local path or PostgreSQL.",
-                                  stacklevel=3)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        elif parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-            url = str(parsed.set(drivername="postgresql+psycopg")) if _has_psycopg3() else url
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            _prepare_sqlite(parsed, kwargs)
+        elif backend in ("postgresql", "postgres") and parsed.drivername in ("postgresql", "postgres"):
+            # pass the URL object: str(URL) would send the server "***" instead of the password
+            parsed = parsed.set(drivername="postgresql+psycopg" if _has_psycopg3() else "postgresql")
         kwargs.setdefault("json_serializer", json_text.dumps)
-        engine = create_engine(url, **kwargs)
+        try:
+            engine = create_engine(parsed, **kwargs)
+        except NoSuchModuleError:
+            raise StoreURLError(
+                f"unknown kind of database {parsed.drivername!r} in the store URL {mask_url(parsed)!r}: use "
+                f"sqlite:///path/to/tasks.db or postgresql://user:password@host/db (another SQLAlchemy dialect "
+                f"needs its driver package installed)") from None
+        except Exception as exc:
+            raise scrub_exception(exc, parsed) from None
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
+        _scrub_errors(engine)
         _engines[key] = engine
         return engine
+
+
+def open_engine(url: str) -> Engine | None:
+    """The engine this process already opened for ``url`` (``get_engine``), or None: readers reuse it."""
+    with _lock:
+        return _engines.get(url)
+
+
+def _prepare_sqlite(parsed: URL, kwargs: dict[str, Any]) -> None:
+    """Engine arguments for a SQLite URL; creates a new file's folder (0700) and the file (0600)."""
+    database = parsed.database
+    if database in (None, "", ":memory:") or (_is_uri_filename(parsed) and "mode=memory" in str(parsed)):
+        kwargs.setdefault("poolclass", StaticPool)
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+        return
+    kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    if _is_uri_filename(parsed) or str(database).startswith("file:"):
+        if not _is_uri_filename(parsed):
+            raise StoreURLError(
+                f"the SQLite store {mask_url(parsed)!r} names a URI filename (file:...) but does not say "
+                f"uri=true; write sqlite:///file:/path/to/tasks.db?mode=ro&uri=true for a URI filename, or "
+                f"sqlite:////path/to/tasks.db for a plain path")
+        return  # SQLite opens the URI itself: no folder to create, and a read-only one must stay untouched
+    path = Path(database)
+    if _looks_remote(path):
+        import warnings
+
+        warnings.warn(f"SQLite file {path} seems to be on a network drive; SQLite locking is "
+                      "unreliable there (\"database is locked\"). Use a local path or PostgreSQL.",
+                      stacklevel=4)
+    create_private_file(path)
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path``'s missing folders (0700) and the empty file (0600), only when they do not exist yet.
+
+    Existing folders and files keep their modes: a user's own file is never chmod-ed.
+    """
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _has_psycopg3() -> bool:

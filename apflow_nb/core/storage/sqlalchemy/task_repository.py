@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.exc import IntegrityError
 
 from apflow_nb.core.errors import TaskNotFoundError, UnknownTaskFieldError
+from apflow_nb.core.secrets import hold_new_tasks
 from apflow_nb.core.storage.bulk import duplicate_ids_error, insert_tasks
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
 from apflow_nb.core.storage.task_fields import (
@@ -78,7 +79,9 @@ class TaskRepository:
 
     def build_task(self, name: str, **spec: Any) -> TaskModel:
         """A new, unsaved TaskModel row after checking every argument (see :meth:`create_task`)."""
-        return self.model(**self.build_values(name, **spec))
+        values = self.build_values(name, **spec)
+        hold_new_tasks([values])  # secret inputs are stored as "***"; their values stay in this process's memory
+        return self.model(**values)
 
     async def create_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
                           priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
