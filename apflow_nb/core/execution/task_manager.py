@@ -19,7 +19,6 @@ import inspect
 import itertools
 import logging
 import time
-import traceback
 from typing import Any, Callable
 
 from sqlalchemy.orm import Session
@@ -37,6 +36,7 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.storage.recovery import process_identity
 from apflow_nb.core.storage.sqlalchemy.models import utcnow
 from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository, json_problem
+from apflow_nb.core.tracebacks import format_user_traceback
 from apflow_nb.core.types import DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, TaskTreeNode
 
 logger = logging.getLogger("apflow_nb.execution")
@@ -478,7 +478,7 @@ class TaskManager:
                 except Exception as exc:
                     msg = f"pre-hook {hook_label(hook)} raised {type(exc).__name__}: {exc}"
                     await self._complete(s, FAILED, {"status": FAILED, "error": msg, "error_type": "PreHookError",
-                                                     "traceback": traceback.format_exc()}, msg, task.inputs)
+                                                     "traceback": format_user_traceback(exc)}, msg, task.inputs)
                     return
             inputs = task.inputs if isinstance(task.inputs, dict) else {}
             bad = _json_problem(inputs)
@@ -523,7 +523,7 @@ class TaskManager:
                 await self._complete(s, CANCELLED, {"status": CANCELLED, "message": msg}, None, inputs)
                 return
             except Exception as exc:
-                tb = traceback.format_exc()
+                tb = format_user_traceback(exc)
                 msg = f"{type(exc).__name__}: {exc}"
                 await self._complete(s, FAILED, {"status": FAILED, "error": msg, "error_type": type(exc).__name__,
                                                  "traceback": tb}, f"{msg}\n\n{tb}", inputs)
@@ -684,7 +684,7 @@ class TaskManager:
     def _report_hook_error(self, run: _TreeRun, what: str, exc: Exception, task_id: str | None) -> None:
         logger.warning("apflow_nb: %s raised %s: %s (the task's outcome stands)", what, type(exc).__name__, exc)
         self._emit(EventType.HOOK_ERROR, task_id, run.root_id, None, None,
-                   {"source": what, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+                   {"source": what, "error": f"{type(exc).__name__}: {exc}", "traceback": format_user_traceback(exc)})
 
     # -- finishing ---------------------------------------------------------------------------
     async def _finish_tree(self, run: _TreeRun) -> None:
