@@ -143,7 +143,7 @@ class Slots:
         for tid in self.ids:
             row = rows.get(tid)
             if (row is None or row.status != IN_PROGRESS) and tid not in self._ended:
-                self._ended[tid] = now
+                self._ended[tid] = row.ended if row is not None and row.ended is not None else now
         placed = set(self.ids)
         waiting = [tid for tid in state.ids(IN_PROGRESS) if tid not in placed]
         if waiting:
@@ -217,7 +217,7 @@ def _focus_lines(state: RunState, max_rows: int, now: float, digits: int, slots:
 
     if not state.finished:
         running = state.ids(IN_PROGRESS)
-        ids = slots.update(state, now) if slots is not None else running[:max_rows // 2]
+        ids = slots.update(state, now) if slots is not None else running[:max_rows * 3 // 4]
         hidden = len(running) - sum(1 for t in ids if state.rows[t].status == IN_PROGRESS)
         section(f"running · {len(running)}" + (f" ({hidden} not shown here)" if hidden > 0 else ""), ids)
     failed = state.ids(FAILED)
