@@ -3,7 +3,8 @@
 Rows are labelled with the tasks' keys (the ids written in the task array), indented by depth, in
 tree order. A task that took no measurable time gets a diamond where it happened, so it does not
 vanish. A run with more tasks than ``max_tasks`` is drawn one row per executor (every task of it a
-bar in that row, with how many there are), so the chart's height stays bounded. The legend sits
+bar in that row, with how many there are), so the chart's height stays bounded. A task that never
+ran (skipped after a failed dependency, cancelled while waiting) is a cross at the time it was settled. The legend sits
 outside the plot, to its right, where it covers no bar. Colours come from the notebook palette.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from apflow_nb.notebook.palette import SKIPPED, hex_color, known
 INSTALL = "timeline() draws with matplotlib, which is not installed: pip install 'apflow_nb[history]'"
 ROW_INCHES = 0.3
 MAX_INCHES = 9.0
-INSTANT = 0.004  # a task shorter than this share of the run's span is drawn as a mark, not a bar
+INSTANT = 0.015  # a task shorter than this share of the run's span (a few pixels) is drawn as a mark, not a bar
 
 
 def _status(row: Any) -> str:
@@ -27,21 +28,25 @@ def _status(row: Any) -> str:
     return status
 
 
-def _spans(frame: Any, now: datetime) -> tuple[list[tuple[int, float, float, str]], float]:
-    """(row index, start s, duration s, shown status) per started task, and the run's span in seconds."""
+def _present(value: Any) -> bool:
+    return value is not None and value == value  # NaT is not equal to itself
+
+
+def _spans(frame: Any, now: datetime) -> tuple[list[tuple[int, float, float | None, str]], float]:
+    """(row index, start s, duration s, shown status) per task that ran, and (…, None, …) at the time a
+    task that never ran (skipped, cancelled while waiting) was settled; and the run's span in seconds."""
     starts = frame["started_at"]
     origin = starts.min() if starts.notna().any() else frame["created_at"].min()
-    spans = []
+    spans: list[tuple[int, float, float | None, str]] = []
     for i, row in enumerate(frame.itertuples(index=False)):
-        if row.started_at is None or row.started_at != row.started_at:  # never started (NaT)
+        if not _present(row.started_at):
+            if _present(row.completed_at):
+                spans.append((i, (row.completed_at - origin).total_seconds(), None, _status(row)))
             continue
-        if row.completed_at == row.completed_at and row.completed_at is not None:
-            end = row.completed_at
-        else:
-            end = now if row.status == "in_progress" else row.started_at
+        end = row.completed_at if _present(row.completed_at) else (now if row.status == "in_progress" else row.started_at)
         begin = (row.started_at - origin).total_seconds()
         spans.append((i, begin, max(0.0, (end - row.started_at).total_seconds()), _status(row)))
-    span = max((b + d for _, b, d, _ in spans), default=0.0)
+    span = max((b + (d or 0.0) for _, b, d, _ in spans), default=0.0)
     return spans, span
 
 
@@ -87,7 +92,9 @@ def timeline(root_id: str, store: Any = None, ax: Any = None, *, max_tasks: int 
         color, label = hex_color(status), status if status not in seen else None
         seen.add(status)
         y = row_of[i]
-        if duration <= max(span, 1e-9) * INSTANT:
+        if duration is None:  # never ran: a cross where it was settled
+            ax.scatter([begin], [y], marker="X", s=34, color=color, zorder=3, label=label, edgecolors="none")
+        elif duration <= max(span, 1e-9) * INSTANT:
             ax.scatter([begin], [y], marker="D", s=28, color=color, zorder=3, label=label, edgecolors="none")
         else:
             ax.barh(y, duration, left=begin, height=0.6, color=color, label=label, alpha=0.55 if grouped else 1.0)
