@@ -141,16 +141,18 @@ def chromium(profile: Path, **options: Any) -> Iterator[Any]:
             context.close()
 
 
-def wait_idle(page: Any, timeout: float = 60_000) -> None:
-    """Until the notebook's kernel is idle (JupyterLab's status bar, or Notebook 7's kernel indicator)."""
-    page.wait_for_function(
-        """() => {
-            const text = document.body.innerText;
-            if (/\\| Idle/.test(text)) return true;
-            const el = document.querySelector('.jp-NotebookKernelStatus, [data-status]');
-            const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
-            return !!(status && status.getAttribute('data-status') === 'idle');
-        }""", timeout=timeout)
+def wait_idle(page: Any, server: "JupyterServer | None" = None, notebook: str | None = None,
+              timeout: float = 60_000) -> None:
+    """Until the notebook's kernel runs and is idle: its session exists on the server (when given)
+    and the page's execution indicator (JupyterLab and Notebook 7 alike) says idle."""
+    if server is not None and notebook is not None:
+        deadline = time.monotonic() + timeout / 1000
+        while not any(s["path"].endswith(notebook) and s["kernel"]["execution_state"] == "idle"
+                      for s in server.api("GET", "/api/sessions")):
+            assert time.monotonic() < deadline, f"no idle kernel for {notebook}"
+            time.sleep(0.2)
+    page.wait_for_function("""() => { const el = document.querySelector('.jp-Notebook-ExecutionIndicator');
+        return !!el && el.getAttribute('data-status') === 'idle'; }""", timeout=timeout)
 
 
 def run_all(page: Any) -> None:

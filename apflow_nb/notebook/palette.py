@@ -53,8 +53,8 @@ STYLES: dict[str, Style] = {
 
 #: the empty part of a bar; semi-transparent grey reads on light and dark backgrounds
 TRACK = "var(--jp-layout-color3,#8886)"
-#: a sticky header's background (the notebook's own)
-SURFACE = "var(--jp-layout-color1, transparent)"
+
+
 MUTED = "opacity:0.72"
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.types import (
@@ -329,6 +329,10 @@ class RunState:
     def ids(self, status: str) -> list[str]:
         """Ids of the tasks now counted under ``status`` (a shown status), in the order they got there."""
         return list(self._members.get(status, ()))
+
+    def iter_ids(self, status: str) -> Iterator[str]:
+        """Like ``ids`` without building a list (read the first few of a big run cheaply)."""
+        return iter(self._members.get(status, ()))
 
     @property
     def total(self) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Union
 
 from apflow_nb.core.types import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, PENDING
@@ -43,8 +44,12 @@ class RowFrame:
     seconds: str
     note: str  # one line under the status: the error's first line, a cancel message
     error: str  # the whole error with its traceback ("" when none)
-    tooltip: str
     cancel: str = ""
+
+    @property
+    def tooltip(self) -> str:
+        """``task t1 · id t1@5f3a · executor tick``."""
+        return tooltip(self.key, self.id, self.executor)
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,8 @@ class Slots:
             if (row is None or row.status != IN_PROGRESS) and tid not in self._ended:
                 self._ended[tid] = row.ended if row is not None and row.ended is not None else now
         placed = set(self.ids)
-        waiting = [tid for tid in state.ids(IN_PROGRESS) if tid not in placed]
+        room = self.cap - len(self.ids) + sum(1 for tid in self.ids if tid in self._ended)
+        waiting = list(islice((tid for tid in state.iter_ids(IN_PROGRESS) if tid not in placed), max(0, room)))
         if waiting:
             free = sorted((t, i) for i, tid in enumerate(self.ids) if (t := self._ended.get(tid)) is not None)
             lingered = [i for t, i in free if now - t >= LINGER]
@@ -167,6 +173,11 @@ class Slots:
     def _place(self, index: int, task_id: str) -> None:
         self._ended.pop(self.ids[index], None)
         self.ids[index] = task_id
+
+
+def tooltip(key: str, task_id: str, executor: str) -> str:
+    """A row's tooltip: its key, its stored id and its executor."""
+    return f"task {key} · id {task_id} · executor {executor or '?'}"
 
 
 def _seconds(row: TaskRow, now: float, digits: int) -> str:
@@ -192,10 +203,9 @@ def row_frame(state: RunState, row: TaskRow, now: float, digits: int = 1, flat: 
         note = row.error_line
     elif status == CANCELLED and row.message:
         note = row.message
-    tip = f"task {row.key} · id {row.id} · executor {row.executor or '?'}"
     return RowFrame(id=row.id, key=row.key, depth=0 if flat else row.depth, executor=row.executor or "",
                     status=status, words=text, progress=row.progress, seconds=_seconds(row, now, digits),
-                    note=note[:300], error=row.error or "" if status == FAILED else "", tooltip=tip, cancel=cancel)
+                    note=note[:300], error=row.error or "" if status == FAILED else "", cancel=cancel)
 
 
 def _plural(n: int, what: str = "task") -> str:
@@ -216,10 +226,11 @@ def _focus_lines(state: RunState, max_rows: int, now: float, digits: int, slots:
                 lines.append(row_frame(state, state.rows[tid], now, digits, flat))
 
     if not state.finished:
-        running = state.ids(IN_PROGRESS)
-        ids = slots.update(state, now) if slots is not None else running[:max_rows * 3 // 4]
-        hidden = len(running) - sum(1 for t in ids if state.rows[t].status == IN_PROGRESS)
-        section(f"running · {len(running)}" + (f" ({hidden} not shown here)" if hidden > 0 else ""), ids)
+        running = state.counts[IN_PROGRESS]
+        ids = slots.update(state, now) if slots is not None else list(islice(state.iter_ids(IN_PROGRESS),
+                                                                               max_rows * 3 // 4))
+        hidden = running - sum(1 for t in ids if state.rows[t].status == IN_PROGRESS)
+        section(f"running · {running}" + (f" ({hidden} not shown here)" if hidden > 0 else ""), ids)
     failed = state.ids(FAILED)
     section(f"failed · {len(failed)}", failed[:max(1, max_rows // 4)])
     budget = max_rows - len(shown)

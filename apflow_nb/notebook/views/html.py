@@ -11,18 +11,20 @@ and in attributes; statuses were mapped to known names before they got here.
 from __future__ import annotations
 
 import html
+from functools import lru_cache
 from typing import Any
 
 from apflow_nb.notebook import palette
 from apflow_nb.notebook.palette import FAILED, MUTED, TRACK, css_color, icon, words
 from apflow_nb.notebook.progress import RunState
-from apflow_nb.notebook.views.frame import Frame, GroupFrame, Mark, RowFrame, build_frame
+from apflow_nb.notebook.views.frame import Frame, GroupFrame, Mark, RowFrame, build_frame, tooltip
 
 ROW_PX = 24
 TABLE_PX = 14 * ROW_PX  # the table's visible height before it scrolls
 COLUMNS = (("task", 150), ("executor", 100), ("status", 260), ("progress", 130), ("time", 56), ("note", 0))  # 0: the rest
 FONT = "font-family:var(--jp-code-font-family, monospace);font-size:12px"
-CELL = "padding:0 6px;text-align:left;overflow:hidden;text-overflow:ellipsis"
+CELL = "padding:0 6px;text-align:left;overflow:hidden;text-overflow:ellipsis"  # beats host stylesheets
+CLIP = "overflow:hidden;text-overflow:ellipsis"  # the widget's table: no host stylesheet to beat (compact)
 STRIPE = "background:rgba(128,128,128,0.07)"
 
 
@@ -31,9 +33,10 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def task_bar_html(status: str, progress: float, width: int = 64) -> str:
+@lru_cache(maxsize=1024)
+def task_bar_html(status: str, percent: int, width: int = 64) -> str:
     """A task's own bar, in its status's colour (one element: a live table has a hundred of them)."""
-    pct = f"{max(0.0, min(100.0, progress * 100)):.0f}%"
+    pct = f"{max(0, min(100, percent))}%"
     return (f'<span style="display:inline-block;width:{width}px;height:8px;border-radius:4px;vertical-align:middle;'
             f'background:linear-gradient(90deg,{css_color(status)} {pct},{TRACK} {pct})"></span>')
 
@@ -47,6 +50,7 @@ def bar_html(segments: tuple[tuple[str, float], ...], width: int) -> str:
             f'border-radius:4px;overflow:hidden;vertical-align:middle">{parts}</span>')
 
 
+@lru_cache(maxsize=1024)
 def _status_html(status: str, text: str | None = None) -> str:
     return f'<span style="color:{css_color(status)}">{icon(status)}</span> {esc(text or words(status))}'
 
@@ -90,25 +94,37 @@ def groups_html(groups: tuple[GroupFrame, ...], more: int = 0) -> str:
     return f'<div class="apflow-groups" style="margin:2px 0 4px 0">{"".join(lines)}</div>'
 
 
-def _cell(content: str, extra: str = "") -> str:
-    return f'<td style="{CELL}{";" + extra if extra else ""}">{content}</td>'
+def _cell(content: str, extra: str = "", compact: bool = False) -> str:
+    style = (CLIP if compact else CELL) + (";" + extra if extra else "")
+    return f'<td style="{style}">{content}</td>'
 
 
-def row_html(row: RowFrame, stripe: bool = False) -> str:
-    """One task's ``<tr>``: key (indented by depth), executor, status, bar, time, note."""
+@lru_cache(maxsize=8192)
+def _row_head(task_id: str, key: str, depth: int, executor: str, compact: bool) -> tuple[str, str]:
+    """The parts of a task's row that do not change while it runs, escaped once (before and after data-status)."""
+    before = f'<tr data-task-id="{esc(task_id)}" data-key="{esc(key)}" data-status="'
+    after = (f'" title="{esc(tooltip(key, task_id, executor))}" style="height:{ROW_PX}px;white-space:nowrap{{stripe}}">'
+             + _cell(esc(key), f"padding-left:{6 + 16 * min(depth, 12)}px", compact)
+             + _cell(esc(executor), MUTED, compact))
+    return before, after
+
+
+def row_html(row: RowFrame, stripe: bool = False, compact: bool = False) -> str:
+    """One task's ``<tr>``: key (indented by depth), executor, status, bar, time, note.
+
+    ``compact``: for the widget's own table, where no host stylesheet needs beating (smaller markup).
+    """
     note = ""
     if row.note:
         color = f"color:{css_color(FAILED)}" if row.status == FAILED else MUTED
         note = f'<span style="{color}">{esc(row.note)}</span>'
-    seconds = esc(row.seconds)
-    return (f'<tr data-task-id="{esc(row.id)}" data-key="{esc(row.key)}" data-status="{esc(row.status)}" '
-            f'title="{esc(row.tooltip)}" style="height:{ROW_PX}px;white-space:nowrap{";" + STRIPE if stripe else ""}">'
-            + _cell(esc(row.key), f"padding-left:{6 + 16 * min(row.depth, 12)}px")
-            + _cell(esc(row.executor), MUTED)
-            + _cell(_status_html(row.status, row.words))
-            + _cell(f"{task_bar_html(row.status, row.progress)} {row.progress:.0%}")
-            + _cell(seconds, "text-align:right")
-            + _cell(note) + "</tr>")
+    before, after = _row_head(row.id, row.key, row.depth, row.executor, compact)
+    percent = round(row.progress * 100)
+    return (before + esc(row.status) + after.replace("{stripe}", ";" + STRIPE if stripe else "", 1)
+            + _cell(_status_html(row.status, row.words), "", compact)
+            + _cell(f"{task_bar_html(row.status, percent)} {percent}%", "", compact)
+            + _cell(esc(row.seconds), "text-align:right", compact)
+            + _cell(note, "", compact) + "</tr>")
 
 
 def mark_html(mark: Mark) -> str:
@@ -118,16 +134,19 @@ def mark_html(mark: Mark) -> str:
             f'<td colspan="{len(COLUMNS)}" style="{CELL};{weight}">{esc(mark.text)}</td></tr>')
 
 
-def table_html(frame: Frame, cache: dict[str, tuple[RowFrame, int, str]] | None = None) -> str:
-    """The task table: a sticky header row, then one fixed-height line per RowFrame or Mark.
+def table_html(frame: Frame, cache: dict[str, tuple[RowFrame, int, str]] | None = None,
+               compact: bool = False) -> str:
+    """The task table: a header row, then one fixed-height line per RowFrame or Mark.
 
     ``cache``: a dict kept between calls; a row whose RowFrame did not change is not rendered again.
+    ``compact``: the widget's table (see ``row_html``).
     """
     width = sum(w for _, w in COLUMNS)
-    head = "".join(f'<th style="{CELL};height:{ROW_PX}px;{f"width:{w}px;" if w else ""}position:sticky;top:0;'
-                   f'background:{palette.SURFACE};font-weight:bold">{h}</th>' for h, w in COLUMNS)
-    out = [f'<table class="apflow-table" style="{FONT};border-collapse:collapse;border-spacing:0;'
-           f'table-layout:fixed;width:100%;min-width:{width + 160}px;margin:0;border:none">'
+    head = "".join(f'<th style="{CELL};height:{ROW_PX}px;{f"width:{w}px;" if w else ""}'
+                   f'font-weight:bold">{h}</th>' for h, w in COLUMNS)
+    padding = ' cellpadding="3"' if compact else ""
+    out = [f'<table class="apflow-table"{padding} style="{FONT};border-collapse:collapse;border-spacing:0;'
+           f'table-layout:fixed;width:100%;min-width:{width + 160}px;margin:0;border:none;line-height:{ROW_PX - 6}px">'
            f'<thead><tr style="height:{ROW_PX}px;white-space:nowrap">{head}</tr></thead><tbody>']
     for i, line in enumerate(frame.lines):
         if isinstance(line, Mark):
@@ -137,7 +156,7 @@ def table_html(frame: Frame, cache: dict[str, tuple[RowFrame, int, str]] | None 
         if hit is not None and hit[0] == line and hit[1] == i % 2:
             out.append(hit[2])
             continue
-        text = row_html(line, stripe=bool(i % 2))
+        text = row_html(line, stripe=bool(i % 2), compact=compact)
         if cache is not None:
             cache[line.id] = (line, i % 2, text)
         out.append(text)

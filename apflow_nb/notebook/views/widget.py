@@ -63,6 +63,10 @@ class WidgetDrawer:
         self._failures_shown = -1
         self._row_cache: dict[str, Any] = {}
         self._buttons: list[Any] = []  # the button beside table line i (hidden when it has nothing to cancel)
+        size = {"width": BUTTON_W, "height": f"{ROW_PX}px", "margin": "0", "padding": "0 4px"}
+        self._shown = widgets.Layout(**size, visibility="visible")
+        self._hidden = widgets.Layout(**size, visibility="hidden")
+        self._button_style = widgets.ButtonStyle()
         self._header_spacer = widgets.Box(layout=widgets.Layout(width=BUTTON_W, height=f"{ROW_PX}px", margin="0"))
         self.root = widgets.VBox([self.head, widgets.HBox([self.cancel, self.pager]), self.body, self.errors])
         self.root.add_class("apflow-run")
@@ -76,34 +80,37 @@ class WidgetDrawer:
             self.on_cancel(None)
 
     def _new_button(self) -> Any:
-        w = self.widgets
-        button = w.Button(icon="stop", layout=w.Layout(width=BUTTON_W, height=f"{ROW_PX}px", margin="0",
-                                                       padding="0 4px", visibility="hidden"))
+        """A button of the column: one widget model (its layouts and style are shared by all of them)."""
+        button = self.widgets.Button(icon="stop", layout=self._hidden, style=self._button_style)
         button._apflow_task_id, button._apflow_since, button._apflow_hidden = None, 0.0, 0.0
         button.on_click(self._clicked)
         button.add_class("apflow-cancel-task")
         return button
 
-    @staticmethod
-    def _show_button(button: Any, line: Any) -> None:
+    def _show_button(self, button: Any, line: Any) -> None:
         """The button beside table line ``line``: Cancel (or cancelling…) for a running task, else hidden."""
         cancel = line.cancel if isinstance(line, RowFrame) else ""
+        shown = (line.id, line.key, cancel) if cancel else None
+        if getattr(button, "_apflow_shown", 0) == shown:
+            return  # already shows exactly this
+        button._apflow_shown = shown
         if not cancel:
             if button._apflow_task_id is not None:
                 button._apflow_task_id, button._apflow_hidden = None, time.monotonic()
-            _set(button.layout, "visibility", "hidden")
-            _set(button, "disabled", True)
+            with button.hold_sync():
+                _set(button, "layout", self._hidden)
+                _set(button, "disabled", True)
             return
         if button._apflow_task_id != line.id:  # this position now names another task
             now = time.monotonic()
             relabelled = button._apflow_task_id is not None or now - button._apflow_hidden < ARM
             button._apflow_task_id, button._apflow_since = line.id, now if relabelled else 0.0
-        with button.hold_sync():  # one message for the button's own traits
+        with button.hold_sync():  # one message: layouts are shared models, swapped by reference
             _set(button, "description", f"Cancel {line.key}" if cancel == "cancel" else "cancelling…")
             _set(button, "tooltip", f"Cancel task {line.key} (id {line.id})" if cancel == "cancel"
                  else f"cancelling {line.key}: waiting for it to stop")
             _set(button, "disabled", cancel != "cancel")
-        _set(button.layout, "visibility", "visible")
+            _set(button, "layout", self._shown)
 
     def _clicked(self, button: Any) -> None:
         task_id = getattr(button, "_apflow_task_id", None)
@@ -170,7 +177,7 @@ class WidgetDrawer:
         _set(self.cancel, "disabled", frame.cancelling or frame.final)
         _set(self.cancel, "description", "cancelling run…" if frame.cancelling else "Cancel run")
         self._sync_pager(state)
-        _set(self.table, "value", table_html(frame, cache=self._row_cache))
+        _set(self.table, "value", table_html(frame, cache=self._row_cache, compact=True))
         self._sync_buttons(frame)
         failed = len(frame.failures)
         if failed != self._failures_shown:  # re-rendered only when a task fails: open toggles stay open
@@ -180,7 +187,7 @@ class WidgetDrawer:
     def all_widgets(self) -> list[Any]:
         """Every widget of the view (the root first)."""
         return [self.root, *self.root.children, *self.root.children[1].children, *self.body.children,
-                *self.buttons.children]
+                *self.buttons.children, self._shown, self._hidden, self._button_style]
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
