@@ -98,8 +98,10 @@ class JupyterServer:
             time.sleep(0.3)
 
     def url(self, notebook: str) -> str:
-        where = "lab/tree" if self.app == "lab" else "notebooks"
-        return f"{self.base}/{where}/{notebook}?token={self.token}"
+        """The notebook's page; JupyterLab's saved workspace (other notebooks' tabs) is reset."""
+        if self.app == "lab":
+            return f"{self.base}/lab/tree/{notebook}?reset&token={self.token}"
+        return f"{self.base}/notebooks/{notebook}?token={self.token}"
 
     def api(self, method: str, path: str) -> Any:
         request = urllib.request.Request(f"{self.base}{path}?token={self.token}", method=method)

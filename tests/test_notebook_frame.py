@@ -130,24 +130,27 @@ def test_a_big_run_shows_running_then_failed_then_the_tree_each_titled():
     assert tick.done == 183 and dict(tick.counts)["failed"] == 2
 
 
-def test_running_slots_keep_their_rows_and_lingering_rows_make_room():
+def test_running_slots_keep_their_rows_and_ended_rows_make_room():
     state = started(200)
-    slots = Slots(cap=3)
+    slots = Slots(cap=4)
     for i in range(3):
         start(state, f"t{i}", at=1000.0)
     assert slots.update(state, 1001.0) == ["t0", "t1", "t2"]
     end(state, "t1", at=1001.0)
-    start(state, "t3", at=1001.0)
-    assert slots.update(state, 1001.1) == ["t0", "t3", "t2"]  # no free row yet: the just-ended one gives way
-    end(state, "t0", at=1002.0)
-    assert slots.update(state, 1002.1) == ["t0", "t3", "t2"]  # t0 shows how it ended, in its own row
-    start(state, "t4", at=1002.2)
-    end(state, "t2", at=1002.2)
-    # t0 ended longest ago: t4 takes its row; t2's row, the last one and free, goes
-    assert slots.update(state, 1002.2 + LINGER) == ["t4", "t3"]
+    assert slots.update(state, 1001.1) == ["t0", "t1", "t2"]  # t1 shows how it ended, in its own row
+    end(state, "t0", at=1001.2)
+    start(state, "t3", at=1001.3)
+    assert slots.update(state, 1001.3) == ["t0", "t3", "t2"]  # a newcomer takes the row that ended first
+    start(state, "t4", at=1001.4)
+    start(state, "t5", at=1001.4)
+    assert slots.update(state, 1001.4) == ["t4", "t3", "t2", "t5"]  # then the next; then a new row at the end
+    end(state, "t5", at=1001.5)
+    assert slots.update(state, 1001.5 + LINGER / 2) == ["t4", "t3", "t2", "t5"]  # rows never shift
+    end(state, "t2", at=1002.0)
+    assert slots.update(state, 1002.0 + LINGER) == ["t4", "t3"]  # free rows at the end go after LINGER
     end(state, "t3", at=1003.0)
     end(state, "t4", at=1003.0)
-    assert slots.update(state, 1003.0 + LINGER) == []  # free rows at the end go
+    assert slots.update(state, 1003.0 + LINGER) == []
 
 
 def test_pages_of_the_tree_and_marks_for_what_is_left_out():

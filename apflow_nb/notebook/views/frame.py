@@ -24,7 +24,7 @@ from apflow_nb.notebook.progress import RunState, TaskRow
 
 GROUPS_FROM = 20  # group summary lines appear from this many tasks on
 MAX_GROUPS = 12
-LINGER = 1.0  # seconds an ended task keeps its running slot (when there is room) before another task takes it
+LINGER = 1.0  # seconds a free row at the end of the running section stays, showing how its task ended
 MAX_FAILURES = 20
 BUTTON_AFTER = 0.5  # a running task gets its Cancel button once it has run this long (no flicker for quick ones)
 SEGMENTS = (COMPLETED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS)
@@ -132,10 +132,11 @@ class Slots:
     """Stable places for a big run's running tasks: the first rows of its table.
 
     A task keeps its row while it runs. Once it ended, its row shows how it ended until a newly
-    started task needs a place: first rows whose task ended ``LINGER`` seconds ago or more, then new
-    rows (up to ``cap``), then the rows of the tasks that ended longest ago. Rows never shift, and a
-    Cancel button names the task it cancels (the widget also ignores a click that arrives right
-    after a row changed task, see ``WidgetDrawer``).
+    started task needs a place: the rows of the tasks that ended longest ago are taken first, new
+    rows are added only when none is free (up to ``cap``), and free rows at the end go once their
+    task ended ``LINGER`` seconds ago. Rows never shift, and a Cancel button names the task it
+    cancels (the widget also ignores a click that arrives right after a row changed task, see
+    ``WidgetDrawer``).
     """
 
     cap: int
@@ -150,29 +151,18 @@ class Slots:
             if (row is None or row.status != IN_PROGRESS) and tid not in self._ended:
                 self._ended[tid] = row.ended if row is not None and row.ended is not None else now
         placed = set(self.ids)
-        room = self.cap - len(self.ids) + sum(1 for tid in self.ids if tid in self._ended)
+        room = self.cap - len(self.ids) + len(self._ended)
         waiting = list(islice((tid for tid in state.iter_ids(IN_PROGRESS) if tid not in placed), max(0, room)))
         if waiting:
-            free = sorted((t, i) for i, tid in enumerate(self.ids) if (t := self._ended.get(tid)) is not None)
-            lingered = [i for t, i in free if now - t >= LINGER]
-            recent = [i for t, i in free if now - t < LINGER]
-            for i in lingered:
-                if not waiting:
-                    break
-                self._place(i, waiting.pop(0))
+            free = sorted((self._ended[tid], i) for i, tid in enumerate(self.ids) if tid in self._ended)
+            for _, i in free[:len(waiting)]:
+                self._ended.pop(self.ids[i])
+                self.ids[i] = waiting.pop(0)
             while waiting and len(self.ids) < self.cap:
                 self.ids.append(waiting.pop(0))
-            for i in recent:
-                if not waiting:
-                    break
-                self._place(i, waiting.pop(0))
         while self.ids and now - self._ended.get(self.ids[-1], now) >= LINGER:  # the last rows, once free, go
             self._ended.pop(self.ids.pop(), None)
         return [tid for tid in self.ids if tid in rows]
-
-    def _place(self, index: int, task_id: str) -> None:
-        self._ended.pop(self.ids[index], None)
-        self.ids[index] = task_id
 
 
 def tooltip(key: str, task_id: str, executor: str) -> str:

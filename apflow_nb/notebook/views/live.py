@@ -1,4 +1,5 @@
-"""LiveView: one run's state kept on screen, redrawn at most ``1 / min_interval`` times a second.
+"""LiveView: one run's state kept on screen, redrawn at most ``1 / min_interval`` times a second
+(4 times a second for a run with more tasks than the view shows: its browser has more to draw).
 
 The Run feeds it events (one listen loop, several drawers, as in dask's progressbar; see
 ``views.drawer``). Applying an event to the state is cheap and happens for every event; drawing
@@ -35,6 +36,7 @@ from apflow_nb.notebook.views.text import TextLine, frame_text
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 KEEPALIVE = 1.0  # while tasks run quietly, redraw this often so elapsed times keep moving
+BIG_RUN_INTERVAL = 0.25  # a run with more tasks than the view's rows redraws at most 4 times a second
 _UNSETTLED: "weakref.WeakSet[LiveView]" = weakref.WeakSet()  # finished views to send once more from a cell
 _HOOKED: "weakref.WeakSet[Any]" = weakref.WeakSet()  # shells with our post_run_cell hook
 
@@ -214,7 +216,9 @@ class LiveView:
             return
         urgent = delay is None
         if urgent:
-            delay = max(0.0, self._last + self.min_interval - time.monotonic())
+            interval = self.min_interval if self.state.total <= self.max_rows else max(self.min_interval,
+                                                                                        BIG_RUN_INTERVAL)
+            delay = max(0.0, self._last + interval - time.monotonic())
         due = loop.time() + delay  # type: ignore[operator]
         if self._timer is not None:
             if self._timer.when() <= due:
