@@ -176,6 +176,29 @@ def test_only_standard_widgets_are_used():
     assert modules <= {"@jupyter-widgets/controls", "@jupyter-widgets/base"}, modules
 
 
+def test_a_drawer_of_your_own_is_fed_by_the_same_listen_loop():
+    """The Drawer protocol: draw(state, final=False), called by the view's one listen loop."""
+    from apflow_nb.notebook.views import Drawer
+
+    class Counter:
+        def __init__(self):
+            self.calls = []
+
+        def draw(self, state, final=False):
+            self.calls.append((state.version, final))
+
+    state = _two_task_state()
+    view = LiveView(state, mode="html")
+    mine = Counter()
+    assert isinstance(mine, Drawer)
+    view.add(mine)
+    assert mine.calls == [(state.version, False)]  # drawn at once when added
+    view.on_event(Event(EventType.TASK_COMPLETED, "c", "r", "completed"))
+    view.on_event(Event(EventType.TREE_FINISHED, "r", "r", "completed"))
+    view.draw(final=True)  # the same final state is not drawn twice
+    assert mine.calls[-1] == (state.version, True) and [f for _, f in mine.calls].count(True) == 1
+
+
 # -- coalescing ----------------------------------------------------------------------------------
 def _two_task_state():
     state = RunState(root_id="r")

@@ -9,6 +9,7 @@ outside the plot, to its right, where it covers no bar. Colours come from the no
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -50,6 +51,16 @@ def _spans(frame: Any, now: datetime) -> tuple[list[tuple[int, float, float | No
     return spans, span
 
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _label(key: Any, task_id: Any, name: Any) -> str:
+    """A row's label: the key the user wrote; the name for a task stored without one (its id a uuid)."""
+    if key == task_id and isinstance(task_id, str) and _UUID.match(task_id) and name:
+        return str(name)
+    return str(key)
+
+
 def _grouped(frame: Any) -> tuple[list[str], list[int]]:
     """Labels (one per executor, in tree order of first use) and each task's row index."""
     order: dict[str, int] = {}
@@ -83,7 +94,8 @@ def timeline(root_id: str, store: Any = None, ax: Any = None, *, max_tasks: int 
     if grouped:
         labels, row_of = _grouped(frame)
     else:
-        labels = ["  " * int(d) + str(k) for d, k in zip(frame["depth"], frame["key"])]
+        labels = ["  " * int(d) + _label(k, t, n) for d, k, t, n in
+                  zip(frame["depth"], frame["key"], frame["task_id"], frame["name"])]
         row_of = list(range(len(frame)))
     fig, ax = _axes(ax, len(labels))
     spans, span = _spans(frame, datetime.now(timezone.utc))
