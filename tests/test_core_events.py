@@ -5,6 +5,7 @@ import asyncio
 import time
 
 
+from tests.waiting import until
 from apflow_nb import ExecutableTask, TaskTreeNode, create_session, executor_register, subscribe
 from apflow_nb.core.events import Event, EventBus, EventType
 
@@ -81,10 +82,15 @@ async def test_progress_updates_stored_progress(manager):
     executor_register(Half)
     task = await manager.task_repository.create_task(name="half")
     running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
-    await asyncio.sleep(0.12)
-    other = create_session(str(manager.db.get_bind().url))
-    row = other.get(type(task), task.id)
-    assert (row.status, row.progress) == ("in_progress", 0.5)
+    other = create_session(manager.db.get_bind().url.render_as_string(hide_password=False))
+
+    def stored_midway():
+        other.expire_all()
+        row = other.get(type(task), task.id)
+        other.rollback()
+        return row is not None and (row.status, row.progress) == ("in_progress", 0.5)
+
+    await until(stored_midway)  # written while the task still runs (it sleeps 0.2 s after reporting)
     other.close()
     await running
     assert task.progress == 1.0
@@ -140,3 +146,39 @@ def test_filters_by_root_and_type():
     bus.publish(Event(EventType.TASK_FAILED, "t2", "b"))
     bus.publish(Event(EventType.TASK_COMPLETED, "t3", "a"))
     assert [e.task_id for e in sub.drain_nowait()] == ["t1"]
+
+
+async def test_a_progress_change_written_on_its_own_is_stored(manager):
+    """A batch can hold a task's progress alone (nothing else changed in that interval)."""
+    step = asyncio.Event()
+
+    class Stepper(ExecutableTask):
+        id = "stepper"
+
+        async def execute(self, inputs):
+            await self.event_queue.put({"type": "progress", "data": {"progress": 0.25}})
+            await step.wait()
+            await self.event_queue.put({"type": "progress", "data": {"progress": 0.75}})
+            await step.wait()
+            return {}
+
+    executor_register(Stepper)
+    task = await manager.task_repository.create_task(name="stepper")
+    other = create_session(manager.db.get_bind().url.render_as_string(hide_password=False))
+
+    def stored_progress():
+        other.expire_all()
+        value = other.get(type(task), task.id).progress
+        other.rollback()
+        return value
+
+    with subscribe(types=["warning"]) as warnings:
+        running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
+        await until(lambda: stored_progress() == 0.25)  # written with the start, in one batch
+        step.set()
+        step.clear()
+        await until(lambda: stored_progress() == 0.75)  # written alone, in a batch of its own
+        step.set()
+        await running
+        assert warnings.drain_nowait() == []
+    other.close()

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 HISTORY_COLUMNS = ["task_id", "key", "root_id", "parent_id", "depth", "name", "executor", "status", "priority", "user_id",
-                   "created_at", "started_at", "completed_at", "duration_s", "progress", "error"]
+                   "created_at", "started_at", "completed_at", "duration_s", "progress", "error", "attempts", "cached_from"]
 EVENT_COLUMNS = ["event_id", "event_type", "task_id", "root_id", "name", "status", "progress", "timestamp", "payload"]
 # columns of the task table that history() shows in its own way (not as plain "custom" columns)
 STANDARD = frozenset({"id", "key", "parent_id", "root_id", "user_id", "name", "status", "priority", "dependencies",
                       "inputs", "params", "result", "schemas", "error", "progress", "has_children",
                       "original_task_id", "has_copy", "owner", "created_at", "started_at", "updated_at",
-                      "completed_at"})
+                      "completed_at", "options", "attempts", "cached_from"})
 TIMES = ("created_at", "started_at", "completed_at")

@@ -105,6 +105,8 @@ def history_frame(base: dict[str, Any], extra: dict[str, Sequence[Any]],
         "duration_s": (completed - started).dt.total_seconds().astype("float64"),
         "progress": floats(base["progress"]),
         "error": texts(base["error"]),
+        "attempts": pd.array(list(base["attempts"]), dtype="Int64"),
+        "cached_from": texts(base["cached_from"]),
     }
     for prefix in ("inputs", "result"):
         for name in sorted(k for k in extra if k == prefix or k.startswith(prefix + ".")):

@@ -10,6 +10,7 @@ from apflow_nb.analysis.stores import TASKS, resolve_engine, table_of
 from apflow_nb.analysis.tree import depths_and_roots, fetch_missing_ancestors, tree_order
 
 FIELDS = ["id", "key", "parent_id", "name", "executor", "status", "priority", "user_id", "progress", "error",
+          "attempts", "cached_from",
           "created_at", "started_at", "completed_at"]
 
 

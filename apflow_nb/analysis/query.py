@@ -130,7 +130,9 @@ def task_columns(engine: Engine, tbl: Any, custom: Iterable[tuple[str, str]] = (
     c = tbl.c
     key = func.coalesce(c.key, c.id) if "key" in c else c.id
     cols = [c.id, key.label("key"), c.parent_id, c.name, executor_column(c).label("executor"), c.status,
-            c.priority, c.user_id, number_column(engine, c.progress, "progress"), c.error]
+            c.priority, c.user_id, number_column(engine, c.progress, "progress"), c.error,
+            c.attempts if "attempts" in c else literal(None, Integer).label("attempts"),
+            c.cached_from if "cached_from" in c else literal(None, String).label("cached_from")]
     cols += [time_column(engine, c[n], n) for n in TIMES]
     cols += [json_column(engine, c[n], n) for n in with_json]
     if "root_id" in c:
