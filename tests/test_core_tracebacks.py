@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from apflow_nb import TaskManager, executor_register
+from apflow_nb import executor_register
 from apflow_nb.core.tracebacks import format_user_traceback, is_hidden, set_frame_namer
 from apflow_nb.core.types import TaskTreeNode
 

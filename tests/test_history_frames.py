@@ -296,7 +296,7 @@ async def test_timeline_draws_one_bar_or_mark_per_started_task(store_url):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from apflow_nb.notebook.palette import hex_color
+    from apflow_nb.analysis.palette import hex_color
 
     await run_tree(store_url)
     fig = apflow_nb.timeline("root-ana", store_url)

@@ -9,7 +9,7 @@ import pytest
 import apflow_nb
 from apflow_nb import TaskManager, executor_register
 from apflow_nb.analysis.timeline import MAX_INCHES
-from apflow_nb.notebook.palette import hex_color
+from apflow_nb.analysis.palette import hex_color
 
 
 @pytest.fixture(autouse=True)

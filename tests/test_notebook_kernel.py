@@ -125,6 +125,22 @@ def test_without_ipywidgets_a_live_html_display_ends_on_the_final_frame(kernel_e
     assert "widgets" not in nb.metadata  # no widget state: GitHub and nbconvert render the HTML
 
 
+def watch_idle_kernel(iopub) -> tuple[list[int], list[dict]]:
+    """While no request runs: the head's overall percentage as the frontend receives it, until the
+    output is replaced by its static final frame (returned too)."""
+    values: list[int] = []
+    final: list[dict] = []
+    deadline = time.monotonic() + 20
+    while not final and time.monotonic() < deadline:
+        for m in iopub(seconds=0.2):
+            value = m["content"].get("data", {}).get("state", {}).get("value", "")
+            if m["msg_type"] == "comm_msg" and 'class="apflow-head"' in value:
+                values.append(int(re.search(r"</span> (\d+)% · ", value).group(1)))
+            if m["msg_type"] == "update_display_data":
+                final.append(m["content"]["data"])
+    return values, final
+
+
 def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kernel_env, tmp_path):
     from jupyter_client.manager import start_new_kernel
 
@@ -160,18 +176,8 @@ def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kern
         msg_id, reply = run_cell(f'r = apflow_nb.run(tree(n=3, steps=30, sleep=0.03), store="{store}")')
         assert reply["status"] == "ok", reply
         iopub(msg_id)
-        values: list[int] = []  # the overall percentage in the head, as the frontend receives it
-        final: list[dict] = []
-        deadline = time.monotonic() + 20
-        while not final and time.monotonic() < deadline:  # no request runs: the kernel is idle
-            for m in iopub(seconds=0.2):
-                value = m["content"].get("data", {}).get("state", {}).get("value", "")
-                if m["msg_type"] == "comm_msg" and 'class="apflow-head"' in value:
-                    values.append(int(re.search(r"</span> (\d+)% · ", value).group(1)))
-                if m["msg_type"] == "update_display_data":
-                    final.append(m["content"]["data"])
-        assert len(set(values)) >= 3 and values[-1] == 100, values  # the head's bar moved, up to the end
-        assert values == sorted(values)
+        values, final = watch_idle_kernel(iopub)
+        assert len(set(values)) >= 3 and values[-1] == 100 and values == sorted(values), values  # moved to the end
         assert final and set(final[0]) == {"text/html", "text/plain"}  # then the output became static
         assert set(stored(store).values()) == {"completed"}
 

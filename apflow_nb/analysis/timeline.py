@@ -13,7 +13,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from apflow_nb.notebook.palette import SKIPPED, hex_color, known
+from apflow_nb.analysis.palette import SKIPPED, hex_color, known
 
 INSTALL = "timeline() draws with matplotlib, which is not installed: pip install 'apflow_nb[history]'"
 ROW_INCHES = 0.3

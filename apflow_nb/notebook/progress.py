@@ -20,7 +20,7 @@ from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.types import (
     CANCELLED, COMPLETED, DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, FAILED, FINAL_STATUSES, IN_PROGRESS, PENDING,
 )
-from apflow_nb.notebook.palette import SHOWN, SKIPPED, UNKNOWN, known
+from apflow_nb.analysis.palette import SHOWN, SKIPPED, UNKNOWN, known
 
 FINAL = tuple(sorted(FINAL_STATUSES))
 SKIP_TYPES = (DEPENDENCY_FAILED, DEPENDENCY_CANCELLED)

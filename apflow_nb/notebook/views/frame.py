@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Union
 
 from apflow_nb.core.types import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, PENDING
-from apflow_nb.notebook.palette import CANCELLING, SHOWN, SKIPPED, words
+from apflow_nb.analysis.palette import CANCELLING, SHOWN, SKIPPED, words
 from apflow_nb.notebook.progress import RunState, TaskRow
 
 GROUPS_FROM = 20  # group summary lines appear from this many tasks on

@@ -14,8 +14,8 @@ import html
 from functools import lru_cache
 from typing import Any
 
-from apflow_nb.notebook import palette
-from apflow_nb.notebook.palette import FAILED, MUTED, TRACK, css_color, icon, words
+from apflow_nb.analysis import palette  # the one palette (analysis: the lowest layer that draws)
+from apflow_nb.analysis.palette import FAILED, MUTED, TRACK, css_color, icon, words
 from apflow_nb.notebook.progress import RunState
 from apflow_nb.notebook.views.frame import Frame, GroupFrame, Mark, RowFrame, build_frame, tooltip
 

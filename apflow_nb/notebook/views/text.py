@@ -5,7 +5,7 @@ import sys
 import time
 from typing import TextIO
 
-from apflow_nb.notebook.palette import icon
+from apflow_nb.analysis.palette import icon
 from apflow_nb.notebook.progress import RunState
 from apflow_nb.notebook.views.frame import Frame, Mark, build_frame
 

@@ -1,4 +1,4 @@
-"""One palette for every view of a run: each shown status's icon, words and colour, defined once.
+"""One palette for every drawing of a run (views and the timeline): each shown status's icon, words and colour.
 
 Colours are JupyterLab theme variables (``--jp-*``) with a fallback, so the same HTML follows the
 light, dark and high-contrast themes in JupyterLab and Notebook 7, and still has colour where the
