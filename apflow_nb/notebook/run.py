@@ -240,7 +240,8 @@ class Run:
         return history(self.manager, root_id=self.root_id, flatten=flatten)
 
     def __repr__(self) -> str:
-        return f"<Run {self.root_id[:8]} {self.state.summary()}>"
+        root = self.state.rows.get(self.root_id)
+        return f"<Run {root.key if root is not None else self.root_id} {self.state.summary()}>"
 
 
 def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | None = None, display: Any = True,
