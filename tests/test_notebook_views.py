@@ -407,6 +407,8 @@ def test_a_finished_widget_view_becomes_a_static_frame_in_its_output(tmp_path):
             run = apflow_nb.run([{{"id": "r", "name": "aggregate_results_executor", "dependencies": ["a"]}},
                                  {{"id": "a", "name": "step", "parent_id": "r"}}],
                                 store="sqlite:///{tmp_path / 'w.db'}", display="widget")
+            from IPython.display import display
+            display(run.view)  # shown once more (as `run.view` in another cell would)
             await run._task  # the run ends on its own, not awaited through the handle (no sync from a cell)
             return run
         run = asyncio.run(cell())
@@ -418,8 +420,9 @@ def test_a_finished_widget_view_becomes_a_static_frame_in_its_output(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     published, before = json.loads(out.stdout.strip().splitlines()[-1])
-    first, final = published[0], published[before - 1]
+    first, again, final = published[0], published[1], published[before - 1]
     assert first[0] is False and WIDGET_MIME in first[2]  # live: the widget (with its HTML fallback)
+    assert again[0] is False and again[1] == first[1] and WIDGET_MIME in again[2]  # the same display id
     assert final[0] is True and final[1] == first[1] and final[2] == ["text/html", "text/plain"]  # same output
     assert 'data-final="1"' in final[3] and 'data-status="completed"' in final[3]
     assert len(published) == before + 1 and published[-1][1] == first[1] and published[-1][2] == final[2]

@@ -137,7 +137,9 @@ class LiveView:
             if shell is not None:
                 from IPython.display import display
 
-                self.handle = display(self, display_id=True)
+                import uuid
+
+                self.handle = display(self._repr_mimebundle_(), raw=True, display_id=uuid.uuid4().hex)
                 if self.mode == "html":
                     self.drawers.append(HtmlDisplay(self))
                 _hook(shell)
@@ -157,6 +159,14 @@ class LiveView:
         if self.drawer is not None and not self.state.finished:
             data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.drawer.root.model_id}
         return data
+
+    def _ipython_display_(self) -> None:
+        """Shown again in another cell (``run.view``): the same display id, so the run's end turns
+        that output into the static final frame too (no widget reference left in any output)."""
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True,
+                display_id=self.handle.display_id if self.handle is not None else None)
 
     def __repr__(self) -> str:
         return frame_text(build_frame(self.state, self.max_rows))
