@@ -17,7 +17,7 @@ from apflow_nb.core.events import EventType
 from apflow_nb.core.execution.lifecycle import HookTimeout, apply_values
 from apflow_nb.core.execution.outcome import cancelled
 from apflow_nb.core.execution.plan import TaskState, TreeRun
-from apflow_nb.core.storage.sqlalchemy.models import utcnow
+from apflow_nb.core.clock import utcnow
 from apflow_nb.core.types import CANCELLED, FINAL_STATUSES
 
 if TYPE_CHECKING:

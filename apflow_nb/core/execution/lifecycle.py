@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy.orm.attributes import set_committed_value
-
 from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.gc_pause import gc_paused
+from apflow_nb.core.storage.json_text import Encoded
+from apflow_nb.core.storage.records import TaskRecord
 from apflow_nb.core.execution.outcome import Outcome, cancelled, failure
 from apflow_nb.core.execution.plan import TaskState, TreeRun
 from apflow_nb.core.extensions.hooks import POST_ARGS, hook_label, invoke_hook
-from apflow_nb.core.storage.sqlalchemy.models import utcnow
+from apflow_nb.core.clock import utcnow
 from apflow_nb.core.types import (
     CANCELLED, COMPLETED, DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, FAILED, FINAL_STATUSES, IN_PROGRESS, PENDING,
 )
@@ -70,12 +71,17 @@ class Lifecycle:
 
     # -- changes and events ----------------------------------------------------------------
     def change(self, s: TaskState, status: str, values: dict[str, Any], kind: EventType,
-               data: dict[str, Any] | None) -> None:
-        """Set ``values`` on the task's row, buffer them for the store, publish ``kind``."""
+               data: dict[str, Any] | None, result_text: str | None = None) -> None:
+        """Set ``values`` on the task's row, buffer them for the store, publish ``kind``.
+
+        ``result_text``: the result's JSON, already encoded: the store gets it as it is.
+        """
         s.status = status
         if "progress" in values:
             s.progress = values["progress"]
         apply_values(s.task, values)
+        if result_text is not None:
+            values["result"] = Encoded(result_text)
         s.run.writer.mark(s.id, values)
         self.emit(kind, s.id, s.run.root_id, status, s.progress, data, s.name, s.run.writer)
 
@@ -87,15 +93,17 @@ class Lifecycle:
         """
         manager = self.manager
         listening = manager.events.has_subscribers
-        if not listening and not manager.event_log:
+        if not listening:
+            if manager.event_log:  # nobody listens: the log row only, without an Event object
+                (writer or manager.writer).log_row(kind.value, task_id, root_id, name, status, progress,
+                                                   time.time(), data(False) if callable(data) else data or None)
             return
         if callable(data):
-            data = data(listening)
+            data = data(True)
         event = Event(kind, task_id, root_id, status, progress, data=data or {}, name=name)
         if manager.event_log:
             (writer or manager.writer).log_event(event)
-        if listening:
-            manager.events.publish(event)
+        manager.events.publish(event)
 
     def warn(self, run: TreeRun | None, task_id: str | None, message: str, **data: Any) -> None:
         """Log and publish a ``warning`` event: something was converted, dropped or abandoned."""
@@ -116,6 +124,7 @@ class Lifecycle:
         if s.status in FINAL_STATUSES:
             return False
         self._record_final(s, outcome, data)
+        s.aio_task = None  # nothing waits for it any more; finished tasks keep no coroutine alive
         scheduler = self.manager.scheduler
         scheduler.release(s)
         if s.dependents:
@@ -140,7 +149,7 @@ class Lifecycle:
         if s.cached_from is not None:
             values["cached_from"] = s.cached_from
             data = dict(data or (), cached=True, cached_from=s.cached_from)
-        self.change(s, status, values, FINAL_EVENT[status], data)
+        self.change(s, status, values, FINAL_EVENT[status], data, outcome.text)
 
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
         """End a task that never started (an upstream task failed, or it was cancelled while waiting)."""
@@ -272,15 +281,21 @@ class Lifecycle:
 
 
 def apply_values(task: Any, values: dict[str, Any]) -> None:
-    """Set ``values`` on a task's row object without marking it dirty: the writer stores them.
+    """Set ``values`` on a task's record or row object without marking it dirty: the writer stores them.
 
     A loaded ORM row keeps its attribute values in its ``__dict__``; writing there is what
     ``set_committed_value`` does, without its per-attribute bookkeeping (the engine's hottest path).
     """
+    if isinstance(task, TaskRecord):
+        for key, value in values.items():
+            setattr(task, key, value)
+        return
     state = getattr(task, "_sa_instance_state", None)
     if state is not None and not state.expired_attributes:
         task.__dict__.update(values)
     elif state is not None:
+        from sqlalchemy.orm.attributes import set_committed_value
+
         for key, value in values.items():
             set_committed_value(task, key, value)
     else:

@@ -22,7 +22,7 @@ from apflow_nb.core.execution.runner import BlockWatch, ExecutionContext
 from apflow_nb.core.extensions.hooks import PRE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
-from apflow_nb.core.storage.cache import cache_key, cache_table, entry_row, fingerprint
+from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
@@ -150,6 +150,8 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     """Own inputs + dependency results, then the pre-hooks; what is stored is what the executor gets."""
     task = s.task
     own = task.inputs if isinstance(task.inputs, dict) else {}
+    if not s.deps and not s.run.pre_hooks:
+        return own  # nothing merged or changed: what is stored is what the executor gets
     inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
     apply_values(task, {"inputs": inputs})
     for hook in s.run.pre_hooks:
@@ -161,7 +163,7 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
             raise Stop(failure(f"pre-hook {hook_label(hook)} raised {type(exc).__name__}: {exc}", "PreHookError",
                                user_traceback(exc))) from None
     inputs = task.inputs if isinstance(task.inputs, dict) else {}
-    problem = json_problem(inputs)
+    problem = json_problem(inputs) if s.run.pre_hooks else None  # dependency results are checked JSON
     if problem:
         raise Stop(failure(f"inputs of task {s.key!r} cannot be stored as JSON ({problem}); a pre-hook or "
                            f"dependency put it there", "InputValidationError"))
@@ -247,6 +249,8 @@ async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, input
         run.side_tasks.add(current)  # added before the final state, so the run cannot end without it
         current.add_done_callback(run.side_tasks.discard)
     if key is not None and outcome.status == COMPLETED:
+        from apflow_nb.core.storage.cache import cache_table, entry_row
+
         code = fingerprint(type(s.executor), s.policy.cache_version)
         run.writer.upsert(cache_table, entry_row(key, s.executor_id, code, outcome.result, s.id,
                                                  s.policy.cache_ttl), "key")

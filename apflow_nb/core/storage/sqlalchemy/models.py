@@ -6,7 +6,6 @@ the next time a repository touches it.
 """
 from __future__ import annotations
 
-import uuid
 import warnings
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from apflow_nb.core.clock import new_task_id, utcnow  # noqa: F401 - re-exported: models.utcnow, models.new_task_id
 
 TABLE_NAME = "apflow_tasks"
 SCHEMA_VERSION = 1
@@ -25,9 +26,11 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | float | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, float):  # seconds since the epoch
+            value = datetime.fromtimestamp(value, tz=timezone.utc)
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         value = value.astimezone(timezone.utc)
@@ -39,16 +42,6 @@ class UTCDateTime(TypeDecorator):
         if isinstance(value, str):  # some drivers hand back text
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    """Now, as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
-
-
-def new_task_id() -> str:
-    """A fresh task id (a uuid4 string)."""
-    return str(uuid.uuid4())
 
 
 class Base(DeclarativeBase):
