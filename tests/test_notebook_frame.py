@@ -44,7 +44,7 @@ def test_a_small_run_is_its_tree_in_order_with_keys_first():
     assert row.tooltip == "task t1 · id t1@5f3a · executor tick"
     assert frame.lines[1].cancel == "" and frame.lines[1].words == "pending"
     assert frame.root_key == "root" and frame.counts == (("in_progress", 1), ("pending", 3))
-    assert frame.headline.startswith("in_progress · 0/4 done · 1 running · 3 pending · ")
+    assert frame.headline.startswith("in_progress · 0/4 done (1 in_progress) · 0% · ")
     assert frame.can_cancel and not frame.final and frame.groups == ()  # small: no group lines
 
 

@@ -102,7 +102,7 @@ def test_a_finished_run_is_saved_as_its_static_final_frame(kernel_env, tmp_path)
         assert set(data) == {"text/html", "text/plain"}, index  # no widget reference left
         assert f'data-status="{status}"' in data["text/html"] and 'data-final="1"' in data["text/html"]
         assert data["text/html"].count("<tr data-task-id=") == 4 and 'data-key="k0"' in data["text/html"]
-    assert "completed · 4/4 done · 4 completed" in nb.cells[1].outputs[0]["data"]["text/plain"]
+    assert "completed · 4/4 done · 100%" in nb.cells[1].outputs[0]["data"]["text/plain"]
     bad = nb.cells[3].outputs[0]["data"]
     assert "kernel step failed" in bad["text/html"] and "skipped: upstream &#x27;k0&#x27; failed" in bad["text/html"]
     assert "1 skipped" in bad["text/plain"] and "✘ k0 [steps] failed" in bad["text/plain"]

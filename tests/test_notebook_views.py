@@ -327,7 +327,7 @@ def test_text_line_redraws_in_place_on_a_tty_and_prints_lines_otherwise():
     assert "first failure: r: ValueError: no" in tty.getvalue()
     lines = log.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in log.getvalue()  # the first line, then the final one
-    assert lines[-1].startswith("apflow [####################] failed · 2/2 done · 1 completed · 1 failed")
+    assert lines[-1].startswith("apflow [####################] failed · 2/2 done (1 failed) · 100%")
 
 
 async def test_text_line_for_scripts(db, capsys):

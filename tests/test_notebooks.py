@@ -47,6 +47,9 @@ def test_quickstart_runs_and_saves_the_final_view(tmp_path):
     assert 'data-status="completed"' in view["data"]["text/html"] and 'data-final="1"' in view["data"]["text/html"]
     assert view["data"]["text/html"].count('<tr data-task-id=') == 5 and 'data-key="total"' in view["data"]["text/html"]
     assert "completed · 5/5 done" in view["data"]["text/plain"]
+    graph = outputs_of(nb, "apflow_nb.graph(_run)")[0]["data"]  # the dependency graph, static in the notebook
+    assert set(graph) == {"text/plain", "text/html", "image/svg+xml"}
+    assert graph["image/svg+xml"].count('data-status="completed"') == 5 and "<svg" in graph["text/html"]
     summary = outputs_of(nb, "%%executor fetch_size")
     assert "fetch_size" in json.dumps(summary) and "url: string*" in json.dumps(summary)
     frame_html = outputs_of(nb, "frame = _run.frame()")[0]["data"]["text/html"]

@@ -106,6 +106,14 @@ def _upstream(data: Any) -> str | None:
     return None
 
 
+def _result_of(task: Any) -> Any:
+    """A stored task's result, or None when it was read without one (a light read of the task table)."""
+    try:
+        return task.result
+    except AttributeError:  # also SQLAlchemy's NoSuchColumnError for a row read without that column
+        return None
+
+
 @dataclass
 class RunState:
     """Task rows in tree order, counts by shown status and by executor, overall progress, the run's status."""
@@ -146,9 +154,10 @@ class RunState:
                           depth=depth, executor=executor_id_of(t) or "", status=str(t.status),
                           progress=float(t.progress or 0.0), error=t.error)
             if row.status in FINAL_STATUSES:
-                row.upstream = _upstream(t.result)
-                if isinstance(t.result, dict) and t.result.get("message"):
-                    row.message = str(t.result["message"])
+                result = _result_of(t)
+                row.upstream = _upstream(result)
+                if isinstance(result, dict) and result.get("message"):
+                    row.message = str(result["message"])
                 if t.completed_at is not None:
                     row.ended = t.completed_at.timestamp()
             if t.started_at is not None:

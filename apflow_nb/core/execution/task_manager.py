@@ -179,15 +179,24 @@ class TaskManager:
         ``{"task_id", "status", "message"}``."""
         run = await _started(ACTIVE.get(task_id))
         if run is None:
+            task = self.task_repository.get_task(task_id)
+            elsewhere = cancellation.cancel_elsewhere(self, task.root_id or task_id, task_id, reason)
+            if elsewhere is not None:
+                return elsewhere[0] if elsewhere else {"task_id": task_id, "status": str(task.status),
+                                                       "message": "already finished"}
             return await cancellation.cancel_stored(self, task_id, reason)
         manager = run.manager
         return await cancellation.cancel_state(manager, run.states[task_id], reason, manager._grace(grace_period))
 
     async def cancel_tree(self, root_id: str, *, reason: str = "tree cancelled by request",
                           grace_period: float | None = None) -> list[dict[str, Any]]:
-        """Cancel every unfinished task of a running tree (or of a stored one)."""
+        """Cancel every unfinished task of a running tree: here, through another process that runs it
+        (a cancel request it picks up within a second), or in the store when nobody runs it."""
         run = await _started(self._runs.get(root_id) or ACTIVE.get(root_id))
         if run is None:
+            elsewhere = cancellation.cancel_elsewhere(self, root_id, None, reason)
+            if elsewhere is not None:
+                return elsewhere
             tree = self.task_repository.get_task_tree_sync(root_id)
             return [await cancellation.cancel_stored(self, n.task.id, reason) for n in tree.walk()
                     if str(n.task.status) not in (COMPLETED, "failed", CANCELLED)]

@@ -11,21 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import JSON, Column, Engine, String, Table, and_, delete, or_, select
+from sqlalchemy import Engine, and_, delete, or_, select
 
 from apflow_nb.core.storage.cache_keys import SOURCE_ATTRIBUTE, cache_key, code_of, fingerprint  # noqa: F401
-from apflow_nb.core.storage.sqlalchemy.models import Base, UTCDateTime, utcnow
+from apflow_nb.core.storage.sqlalchemy.models import cache_table, utcnow
 
-cache_table = Table(
-    "apflow_cache", Base.metadata,
-    Column("key", String(64), primary_key=True),
-    Column("executor_id", String(255), nullable=False, index=True),
-    Column("fingerprint", String(64), nullable=False),
-    Column("result", JSON, nullable=True),
-    Column("task_id", String(255), nullable=True),  # the task that computed it
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=True),
-)
 
 def load_index(engine: Engine, executor_ids: Iterable[str]) -> dict[str, tuple[Any, str | None]]:
     """Every live entry of these executors: ``key -> (result, task id)`` (one query; results decoded)."""

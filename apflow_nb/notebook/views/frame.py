@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Union
 
 from apflow_nb.core.types import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, PENDING
-from apflow_nb.analysis.palette import CANCELLING, SHOWN, SKIPPED, words
+from apflow_nb.analysis.palette import CANCELLING, SHOWN, SKIPPED, UNKNOWN, words
 from apflow_nb.notebook.progress import RunState, TaskRow
 
 GROUPS_FROM = 20  # group summary lines appear from this many tasks on
@@ -121,10 +121,13 @@ class Frame:
 
     @property
     def headline(self) -> str:
-        """``failed · 8/8 done · 5 completed · 1 failed · 2 skipped · 100% · 1.2 s``."""
+        """``failed · 8/8 done (1 failed, 2 skipped) · 100% · 1.2 s``: what is not completed, apart."""
         status = "cancelling" if self.cancelling and not self.final else self.status
-        return " · ".join(p for p in (status, f"{self.done}/{self.total} done", self.counts_text,
-                                      f"{self.progress:.0%}", self.elapsed) if p)
+        counts = dict(self.counts)
+        apart = ", ".join(f"{counts[s]} {s}" for s in (FAILED, SKIPPED, CANCELLED, IN_PROGRESS, UNKNOWN)
+                          if counts.get(s))
+        return (f"{status} · {self.done}/{self.total} done" + (f" ({apart})" if apart else "")
+                + f" · {self.progress:.0%} · {self.elapsed}")
 
 
 @dataclass

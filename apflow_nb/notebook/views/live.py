@@ -75,7 +75,7 @@ class HtmlDisplay:
     def draw(self, state: RunState, final: bool = False) -> None:
         if not final and self.view.handle is not None:
             frame = build_frame(state, self.view.max_rows, slots=self.slots, digits=0)
-            self.view.handle.update({"text/plain": frame_text(frame), "text/html": frame_html(frame)}, raw=True)
+            self.view.handle.update(self.view.static_bundle(frame), raw=True)
 
 
 class LiveView:
@@ -87,7 +87,8 @@ class LiveView:
     """
 
     def __init__(self, state: RunState, *, mode: str = "html", on_cancel: Callable[[str | None], Any] | None = None,
-                 max_rows: int = 100, min_interval: float = 0.1, stream: Any = None):
+                 max_rows: int = 100, min_interval: float = 0.1, stream: Any = None, tree: Any = None,
+                 view: str = "table"):
         self.state = state
         self.mode = mode
         self.max_rows = max_rows
@@ -105,8 +106,14 @@ class LiveView:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
-        self.drawer: Any = None  # the WidgetDrawer in widget mode
+        self.drawer: Any = None  # the table's WidgetDrawer in widget mode
+        self.widget: Any = None  # what is shown: the drawer, or the table/graph faces around it
         self.text: TextLine | None = None
+        self.faces: Any = None  # the table and graph faces, when the view knows the run's tree
+        if tree is not None:
+            from apflow_nb.notebook.graph import Faces
+
+            self.faces = Faces(tree, view)
         if mode == "widget":
             from apflow_nb.notebook.views.widget import WidgetDrawer
 
@@ -115,8 +122,9 @@ class LiveView:
             except ImportError as exc:
                 raise ImportError("display='widget' needs ipywidgets in the kernel's environment: "
                                   "pip install ipywidgets (or use display='html')") from exc
-            self.drawer.draw(state)
-            self.drawers.append(self.drawer)
+            self.widget = self.faces.wrap(self.drawer) if self.faces is not None else self.drawer
+            self.widget.draw(state)
+            self.drawers.append(self.widget)
         elif mode == "text":
             self.text = TextLine(stream)
             self.drawers.append(self.text)
@@ -149,15 +157,17 @@ class LiveView:
         if self.text is not None:
             self.text.draw(self.state)
 
-    def static_bundle(self) -> dict[str, str]:
-        """The current frame as ``text/plain`` and ``text/html``: what a finished run's output holds."""
-        frame = build_frame(self.state, self.max_rows)
-        return {"text/plain": frame_text(frame), "text/html": frame_html(frame)}
+    def static_bundle(self, frame: Any = None) -> dict[str, str]:
+        """The current frame as ``text/plain`` and ``text/html`` (and the graph's SVG when the graph
+        face is on screen): what a finished run's output holds."""
+        frame = frame if frame is not None else build_frame(self.state, self.max_rows)
+        data = {"text/plain": frame_text(frame), "text/html": frame_html(frame)}
+        return self.faces.bundle(self.state, data) if self.faces is not None else data
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         data: dict[str, Any] = self.static_bundle()
-        if self.drawer is not None and not self.state.finished:
-            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.drawer.root.model_id}
+        if self.widget is not None and not self.state.finished:
+            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.widget.root.model_id}
         return data
 
     def _ipython_display_(self) -> None:

@@ -190,6 +190,12 @@ class WidgetDrawer:
                 *self.buttons.children, self._shown, self._hidden, self._button_style]
 
 
+    def sync(self) -> None:
+        """Send every widget's state again (for a wrapper that re-sends its own, e.g. the graph faces)."""
+        for w in self.all_widgets():
+            w.send_state()
+
+
 def _set(obj: Any, name: str, value: Any) -> None:
     if getattr(obj, name) != value:
         setattr(obj, name, value)

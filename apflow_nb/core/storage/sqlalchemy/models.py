@@ -127,6 +127,41 @@ task_events = Table(
     Index("ix_apflow_task_events_task", "task_id"),
 )
 
+# Who runs a tree now (a lease with a heartbeat) and what other processes asked it to cancel: storage/runs.py
+runs = Table(
+    "apflow_runs", Base.metadata,
+    Column("root_id", String(255), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(50), nullable=True),
+)
+
+cancel_requests = Table(
+    "apflow_cancel_requests", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("root_id", String(255), nullable=False, index=True),
+    Column("task_id", String(255), nullable=True),  # None: the whole tree
+    Column("reason", String(1000), nullable=True),
+    Column("requested_by", String(255), nullable=True),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("handled_at", UTCDateTime, nullable=True),
+)
+
+# The result cache (storage/cache.py): one row per cached result, shared by every process using the store
+cache_table = Table(
+    "apflow_cache", Base.metadata,
+    Column("key", String(64), primary_key=True),
+    Column("executor_id", String(255), nullable=False, index=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("task_id", String(255), nullable=True),  # the task that computed it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+
 _task_model_class: type[TaskModel] = TaskModel
 
 
