@@ -23,7 +23,7 @@ ROW_PX = 24
 TABLE_PX = 14 * ROW_PX  # the table's visible height before it scrolls
 COLUMNS = (("task", 150), ("executor", 100), ("status", 260), ("progress", 130), ("time", 56), ("note", 0))  # 0: the rest
 FONT = "font-family:var(--jp-code-font-family, monospace);font-size:12px"
-CELL = "padding:0 6px;text-align:left;overflow:hidden;text-overflow:ellipsis"  # beats host stylesheets
+CELL = "padding:0 6px;text-align:left;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"  # beats host CSS
 CLIP = "overflow:hidden;text-overflow:ellipsis"  # the widget's table: no host stylesheet to beat (compact)
 STRIPE = "background:rgba(128,128,128,0.07)"
 
