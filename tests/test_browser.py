@@ -165,7 +165,7 @@ def open_notebook(context, server, name):
 
 
 # -- JupyterLab, light: cancel from the row, skipped, final frame, save and reopen -------------------
-def cancel_p2_from_its_row(page, work):
+def cancel_p2_from_its_row(page, work, shot_name):
     """Click p2's Cancel: "cancelling…" until it stops; a second click there does nothing; p3 stays put."""
     for key in ("p1", "p2", "p3"):
         cancel_button(page, key).wait_for(timeout=30_000)
@@ -176,7 +176,7 @@ def cancel_p2_from_its_row(page, work):
     page.wait_for_function("""() => document.querySelector('.apflow-run tr[data-key="p2"]')
         .innerText.includes('cancelling… (grace 3 s)')""", timeout=10_000)
     assert cancel_button(page, "p2").count() == 0 and page.locator(".apflow-cancel-task", has_text="cancelling…").is_disabled()
-    shot(page, "lab-light-cancelling.png")
+    shot(page, shot_name)
     page.wait_for_timeout(700)  # the issue's second click, 0.7 s later at the same spot
     page.mouse.click(x, y)
     wait_status(page, "p2", "cancelled")
@@ -195,7 +195,7 @@ def test_lab_light_cancel_from_the_row_and_the_final_frame_survives_reopening(la
         page = open_notebook(context, lab, "cancel.ipynb")
         run_all(page)
         wait_progress_moves(page)
-        cancel_p2_from_its_row(page, work)
+        cancel_p2_from_its_row(page, work, "lab-light-cancelling.png")
         page.wait_for_function("""() => document.querySelector('.apflow-run tr[data-key="after"]')
             .innerText.includes("skipped: upstream 'bad' failed")""", timeout=30_000)
         counts = page.locator(".apflow-counts").first.inner_text()
@@ -302,7 +302,7 @@ def test_notebook7_cancel_from_the_row_and_final_frame_in_light_and_dark(nb7):
     with chromium(nb7.tmp / "profile") as context:
         page = open_notebook(context, nb7, "nb7.ipynb")
         run_all(page)
-        cancel_p2_from_its_row(page, work)
+        cancel_p2_from_its_row(page, work, "nb7-light-cancelling.png")
         assert contrast(page)["ratio"] >= 3.0, contrast(page)
         shot(page, "nb7-light-live.png")
         page.get_by_role("button", name="Cancel run").click()
