@@ -57,16 +57,17 @@ def test_apflow_nb_watch_redraws_in_a_terminal_while_another_process_runs_the_tr
             screens.append(tmux("capture-pane", "-p", "-t", "watch"))
             return screens[-1]
 
-        wait_for(lambda: "in_progress" in screen() and "◔ gate [gate] in_progress" in screens[-1])  # live
+        wait_for(lambda: "in_progress" in screen() and "◔ g [gate] running" in screens[-1])  # live
         (tmp_path / "go").touch()
         wait_for(lambda: "EXIT=" in screen())
         final = screens[-1]
         assert "EXIT=0" in final
         assert "apflow run total  [####################]  completed · 4/4 done · 100%" in final
-        assert final.count("✔ fetch_size [fetch_size] completed 100%") == 2 and "✔ gate [gate] completed" in final
+        assert "✔ a [fetch_size] completed 100%" in final and "✔ b [fetch_size] completed 100%" in final
+        assert "✔ g [gate] completed" in final  # each task by the key the user wrote
         assert final.count("apflow run total") == 1  # redrawn in place, not scrolled frame after frame
-        live = next(s for s in screens if "◔ gate" in s)
-        assert "apflow run total" in live and "○ fetch_size [fetch_size] pending" in live
+        live = next(s for s in screens if "◔ g [gate]" in s)
+        assert "apflow run total" in live and "○ b [fetch_size] pending" in live
         runner.communicate(timeout=30)
         assert runner.returncode == 0
     finally:

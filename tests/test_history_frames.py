@@ -290,26 +290,35 @@ def test_executor_column_and_filter_agree_with_the_core(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_timeline_draws_one_bar_per_started_task(store_url):
+async def test_timeline_draws_one_bar_or_mark_per_started_task(store_url):
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+
+    from apflow_nb.analysis.palette import hex_color
 
     await run_tree(store_url)
     fig = apflow_nb.timeline("root-ana", store_url)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["aggregate_results_executor", "  square", "    nothing", "  square", "  square"]
-    assert len(ax.patches) == 5
-    colors = [matplotlib.colors.to_hex(p.get_facecolor()) for p in ax.patches]
-    assert colors.count("#c62828") == 1 and colors.count("#2e7d32") == 4  # one failed, four completed
+    assert labels == ["root-ana", "  ana-1", "    ana-leaf", "  ana-2", "  ana-3"]  # the keys the user wrote
     tree = apflow_nb.history(store_url, root_id="root-ana")
     origin = tree["started_at"].min()
-    for bar, (_, row) in zip(ax.patches, tree.iterrows()):  # bars in tree order, from start to end
-        assert bar.get_x() == pytest.approx((row["started_at"] - origin).total_seconds(), abs=1e-6)
-        assert bar.get_width() == pytest.approx(max(row["duration_s"], 1e-3), abs=1e-6)
+    # a bar from start to end for each task, or a mark at its start when it took no visible time
+    starts = {round(p.get_y() + p.get_height() / 2): (p.get_x(), p.get_width(), matplotlib.colors.to_hex(
+        p.get_facecolor())) for p in ax.patches}
+    for c in ax.collections:
+        for x, y in c.get_offsets():
+            starts[round(y)] = (x, 0.0, matplotlib.colors.to_hex(c.get_facecolor()[0]))
+    assert sorted(starts) == [0, 1, 2, 3, 4]
+    for i, (_, row) in enumerate(tree.iterrows()):  # in tree order, from start to end
+        x, width, color = starts[i]
+        assert x == pytest.approx((row["started_at"] - origin).total_seconds(), abs=1e-6)
+        assert width == 0.0 or width == pytest.approx(row["duration_s"], abs=1e-6)
+        assert color == hex_color(row["status"])
+    assert [c for _, _, c in starts.values()].count(hex_color("failed")) == 1
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["completed", "failed"]
     with pytest.raises(LookupError, match="nope"):
         apflow_nb.timeline("nope", store_url)

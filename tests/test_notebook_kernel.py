@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import sys
 import textwrap
 import time
@@ -21,7 +22,6 @@ from nbformat.v4 import new_code_cell, new_notebook
 from tests.store_helpers import stored_statuses as stored
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 EXECUTORS = '''
 import asyncio, apflow_nb
@@ -80,42 +80,32 @@ def stream(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
 
 
-def models(nb, name):
-    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
-    return [m["state"] for m in state.values() if m["model_name"] == name]
-
-
-def test_widget_view_final_state_is_saved_with_the_notebook(kernel_env, tmp_path):
+def test_a_finished_run_is_saved_as_its_static_final_frame(kernel_env, tmp_path):
+    """Once a run ends, the output it was displayed in holds the final frame as HTML and text and no
+    widget reference: awaited in a later cell, in the same cell, or never awaited and ending while
+    another cell runs. nbclient records only the running cell's messages, as a saved notebook does."""
     store = f"sqlite:///{tmp_path / 'k.db'}"
     nb = execute([
         EXECUTORS,
         f'ok = apflow_nb.run(tree(), store="{store}")',          # the view is displayed by this cell...
         "node = await ok\nprint(ok.view.mode, node.tree_status)",  # ...and awaited by this one
         f'bad = apflow_nb.run(tree(fail=True), store="{store}")\nawait bad\nprint(bad.status)',
+        f'late = apflow_nb.run(tree(steps=20, sleep=0.02), store="{store}")',  # never awaited...
+        "await asyncio.sleep(1.5)\nprint(late.done())",  # ...it ends while this cell runs
     ], tmp_path)
     assert stream(nb.cells[2]).split() == ["widget", "completed"]
-    assert stream(nb.cells[3]).strip() == "failed"
-
-    # the display output of each run: a widget view whose static fallback is the final frame
-    ok_out = next(o for o in nb.cells[1].outputs if WIDGET_VIEW in o.get("data", {}))
-    assert 'data-status="completed"' in ok_out["data"]["text/html"]
-    assert ok_out["data"]["text/html"].count('<tr data-task-id=') == 4
-    assert "completed · 4/4 done" in ok_out["data"]["text/plain"]
-    bad_out = next(o for o in nb.cells[3].outputs if WIDGET_VIEW in o.get("data", {}))
-    assert 'data-status="failed"' in bad_out["data"]["text/html"] and "kernel step failed" in bad_out["data"]["text/html"]
-
-    # the widget state saved in the notebook's metadata holds the final values of both runs
-    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
-    assert ok_out["data"][WIDGET_VIEW]["model_id"] in state and bad_out["data"][WIDGET_VIEW]["model_id"] in state
-    bars = sorted((b["bar_style"], b["value"], b["description"]) for b in models(nb, "FloatProgressModel"))
-    assert bars == [("danger", 1.0, "100%"), ("success", 1.0, "100%")]
-    tables = [m["value"] for m in models(nb, "HTMLModel") if "<table" in m["value"]]
-    assert sorted(t.count('data-status="completed"') for t in tables) == [2, 4]
-    assert any('data-status="failed"' in t for t in tables)
-    run_buttons = [b for b in models(nb, "ButtonModel") if b["description"] == "Cancel run"]
-    assert len(run_buttons) == 2 and all(b["disabled"] for b in run_buttons)
-    errors = [m["value"] for m in models(nb, "HTMLModel") if "apflow-errors" in m["value"]]
-    assert len(errors) == 1 and "<details" in errors[0] and "Traceback" in errors[0]
+    assert stream(nb.cells[3]).strip() == "failed" and stream(nb.cells[5]).strip() == "True"
+    for index, status in ((1, "completed"), (3, "failed"), (4, "completed")):
+        displays = [o for o in nb.cells[index].outputs if o.get("output_type") == "display_data"]
+        assert len(displays) == 1, nb.cells[index].outputs
+        data = displays[0]["data"]
+        assert set(data) == {"text/html", "text/plain"}, index  # no widget reference left
+        assert f'data-status="{status}"' in data["text/html"] and 'data-final="1"' in data["text/html"]
+        assert data["text/html"].count("<tr data-task-id=") == 4 and 'data-key="k0"' in data["text/html"]
+    assert "completed · 4/4 done · 100%" in nb.cells[1].outputs[0]["data"]["text/plain"]
+    bad = nb.cells[3].outputs[0]["data"]
+    assert "kernel step failed" in bad["text/html"] and "skipped: upstream &#x27;k0&#x27; failed" in bad["text/html"]
+    assert "1 skipped" in bad["text/plain"] and "✘ k0 [steps] failed" in bad["text/plain"]
 
 
 def test_without_ipywidgets_a_live_html_display_ends_on_the_final_frame(kernel_env, tmp_path):
@@ -133,6 +123,22 @@ def test_without_ipywidgets_a_live_html_display_ends_on_the_final_frame(kernel_e
     assert WIDGET_VIEW not in data and 'data-status="completed"' in data["text/html"]
     assert "completed · 4/4 done" in data["text/plain"]
     assert "widgets" not in nb.metadata  # no widget state: GitHub and nbconvert render the HTML
+
+
+def watch_idle_kernel(iopub) -> tuple[list[int], list[dict]]:
+    """While no request runs: the head's overall percentage as the frontend receives it, until the
+    output is replaced by its static final frame (returned too)."""
+    values: list[int] = []
+    final: list[dict] = []
+    deadline = time.monotonic() + 20
+    while not final and time.monotonic() < deadline:
+        for m in iopub(seconds=0.2):
+            value = m["content"].get("data", {}).get("state", {}).get("value", "")
+            if m["msg_type"] == "comm_msg" and 'class="apflow-head"' in value:
+                values.append(int(re.search(r"</span> (\d+)% · ", value).group(1)))
+            if m["msg_type"] == "update_display_data":
+                final.append(m["content"]["data"])
+    return values, final
 
 
 def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kernel_env, tmp_path):
@@ -170,14 +176,9 @@ def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kern
         msg_id, reply = run_cell(f'r = apflow_nb.run(tree(n=3, steps=30, sleep=0.03), store="{store}")')
         assert reply["status"] == "ok", reply
         iopub(msg_id)
-        values: list[float] = []  # the bar's values, as the frontend receives them
-        deadline = time.monotonic() + 20
-        while 1.0 not in values and time.monotonic() < deadline:  # no request runs: the kernel is idle
-            values += [m["content"]["data"]["state"]["value"] for m in iopub(seconds=0.2)
-                       if m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "update"
-                       and isinstance(m["content"]["data"].get("state", {}).get("value"), float)]
-        assert len(set(values)) >= 3 and values[-1] == 1.0, values  # the bar moved, up to the end
-        assert values == sorted(values)
+        values, final = watch_idle_kernel(iopub)
+        assert len(set(values)) >= 3 and values[-1] == 100 and values == sorted(values), values  # moved to the end
+        assert final and set(final[0]) == {"text/html", "text/plain"}  # then the output became static
         assert set(stored(store).values()) == {"completed"}
 
         # 2. a kernel interrupt while a cell awaits a run cancels the run: nothing left in progress
@@ -194,9 +195,9 @@ def test_the_view_updates_while_the_kernel_is_idle_and_an_interrupt_cancels(kern
         statuses = stored(store)
         assert "in_progress" not in statuses.values() and list(statuses.values()).count("cancelled") == 21
         iopub(msg_id)
-        msg_id, reply = run_cell("print(r2.status, r2.done(), r2.view.drawer.bar.bar_style)")
+        msg_id, reply = run_cell("print(r2.status, r2.done(), 'data-run-status=\"cancelled\"' in r2.view.drawer.head.value)")
         out = "".join(m["content"].get("text", "") for m in iopub(msg_id) if m["msg_type"] == "stream")
-        assert out.split() == ["cancelled", "True", "warning"]
+        assert out.split() == ["cancelled", "True", "True"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

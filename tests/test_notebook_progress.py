@@ -1,6 +1,6 @@
 """RunState, the views' pure state, fed by real runs: a TaskManager on a SQLite file and the core's
-event bus, no frontend. Counts, overall progress, elapsed times, errors, cancels, and the rows a
-view picks for a large tree."""
+event bus, no frontend. Counts (skipped apart from failed and cancelled), per-executor groups,
+overall progress, elapsed times, errors, cancels, unknown statuses, and the run's own status."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from apflow_nb import ExecutableTask, TaskManager, create_session, executor_register
-from apflow_nb.core.events import EventType
+from apflow_nb.core.events import Event, EventType
 from apflow_nb.notebook.progress import FINAL, RunState, TaskRow, _weight
 from tests.waiting import until
 
@@ -58,11 +58,21 @@ async def start(db, specs, **kw):
 
 
 def brute(state):
-    """Counts and progress recomputed from the rows, the slow obvious way."""
+    """Counts (by shown status: skipped apart) and progress recomputed from the rows, the slow obvious way."""
     counts = {}
     for row in state.rows.values():
-        counts[row.status] = counts.get(row.status, 0) + 1
+        shown = "skipped" if row.upstream else row.status
+        counts[shown] = counts.get(shown, 0) + 1
     return counts, sum(_weight(r.status, r.progress) for r in state.rows.values()) / len(state.rows)
+
+
+def brute_groups(state):
+    groups = {}
+    for row in state.rows.values():
+        g = groups.setdefault(row.executor, {"total": 0, "progress": 0.0})
+        g["total"] += 1
+        g["progress"] += _weight(row.status, row.progress)
+    return {name: (g["total"], g["progress"] / g["total"]) for name, g in groups.items()}
 
 
 async def test_counts_progress_and_elapsed_through_a_real_run(db):
@@ -85,7 +95,8 @@ async def test_counts_progress_and_elapsed_through_a_real_run(db):
     await manager.events.flush()
     sub.close()
     assert state.finished and state.status == "completed"
-    assert state.counts == {"pending": 0, "in_progress": 0, "completed": 5, "failed": 0, "cancelled": 0}
+    assert state.counts == {"completed": 5, "failed": 0, "skipped": 0, "cancelled": 0, "in_progress": 0,
+                            "pending": 0, "unknown": 0}
     assert state.progress == 1.0 and state.done == state.total == 5
     for row in state.rows.values():
         assert row.started is not None and row.ended is not None and row.elapsed() == row.ended - row.started >= 0
@@ -100,13 +111,15 @@ async def test_failure_keeps_the_error_and_its_traceback(db):
     await runner
     await manager.events.flush()
     assert state.status == "failed" and state.finished
-    assert state.counts["failed"] == 2 and state.counts["completed"] == 2  # t1, and the root that needed it
+    # t1 failed; the root, which needed it, never ran: skipped, not counted as a failure
+    assert state.counts["failed"] == 1 and state.counts["skipped"] == 1 and state.counts["completed"] == 2
+    assert state.rows["root"].upstream == "t1" and state.rows["root"].status == "failed"
     t1 = state.rows["t1"]
     assert t1.error_line == "ValueError: bad value in g"
     assert "Traceback (most recent call last)" in t1.error and 'raise ValueError(f"bad value' in t1.error
-    assert list(state.errors) == ["t1", "root"] and "t1" in state.rows["root"].error
-    assert state.progress == 1.0  # failed tasks are finished work too
-    assert state.summary().startswith("failed · 4/4 done (2 failed) · 100% · ")
+    assert list(state.errors) == ["t1"] and "t1" in state.rows["root"].error
+    assert state.progress == 1.0  # failed (and skipped after a failure) tasks are finished work too
+    assert state.summary().startswith("failed · 4/4 done (1 failed, 1 skipped) · 100% · ")
 
 
 async def test_cancel_stops_the_bar_where_work_stopped(db, db_url):
@@ -116,7 +129,7 @@ async def test_cancel_stops_the_bar_where_work_stopped(db, db_url):
     await runner
     await manager.events.flush()
     assert state.finished and state.status == "cancelled"
-    assert state.counts["cancelled"] == 5 and state.counts["in_progress"] == 0
+    assert state.counts["cancelled"] == 5 and state.counts["in_progress"] == 0 and state.counts["skipped"] == 0
     assert {r.progress for r in state.rows.values() if r.id != "root"} == {0.5}
     assert state.progress == pytest.approx(4 * 0.5 / 5)  # not 100%: the bar stays where the work stopped
     stored = RunState.from_tree(TaskManager(create_session(db_url)).task_repository
@@ -147,6 +160,10 @@ async def test_counts_stay_exact_on_every_event_of_a_mixed_run(db):
         counts, progress = brute(state)
         assert {k: v for k, v in state.counts.items() if v} == counts, event
         assert state.progress == pytest.approx(progress, abs=1e-9)
+        groups = {g.name: (g.total, g.progress) for g in state.groups}
+        assert groups.keys() == brute_groups(state).keys(), event
+        for name, (total, share) in brute_groups(state).items():
+            assert groups[name][0] == total and groups[name][1] == pytest.approx(share, abs=1e-9), event
         checked.append(event.type)
 
     sub = manager.events.subscribe(check, root_id=node.task.id)
@@ -161,54 +178,12 @@ async def test_counts_stay_exact_on_every_event_of_a_mixed_run(db):
     assert sub.errors == 0  # a failed assertion in the callback would be counted here
     assert checked[0] is EventType.TREE_STARTED and checked[-1] is EventType.TREE_FINISHED
     assert EventType.TASK_PROGRESS in checked and EventType.TASK_FAILED in checked
-    # t5 cancelled, t3 and t17 failed; the root, needing all of them, ends cancelled
-    assert state.counts == {"pending": 0, "in_progress": 0, "completed": 37, "failed": 2, "cancelled": 2}
-    assert state.status == "failed" and state.rows["root"].status == "cancelled"
+    # t5 cancelled, t3 and t17 failed; the root, needing all of them, never ran: skipped
+    assert state.counts == {"completed": 37, "failed": 2, "skipped": 1, "cancelled": 1, "in_progress": 0,
+                            "pending": 0, "unknown": 0}
+    assert state.status == "failed" and state.rows["root"].status in ("failed", "cancelled")
+    assert state.rows["root"].upstream in ("t3", "t5", "t17")
     assert [r.id for r in state.rows.values()][:3] == ["root", "t0", "t1"]
-
-
-def _state(n, statuses):
-    state = RunState(root_id="r", rows={"r": TaskRow(id="r", name="root")})
-    for i in range(n):
-        state._add(TaskRow(id=f"t{i}", name=f"t{i}", parent_id="r", depth=1, status=statuses.get(i, "completed"),
-                           progress=1.0))
-    return state
-
-
-def test_visible_rows_focus_on_running_and_failed_tasks():
-    state = _state(1000, {500: "failed", 700: "in_progress", 701: "in_progress", 999: "in_progress"})
-    items = state.visible(50)
-    rows = [i for i in items if isinstance(i, TaskRow)]
-    hidden = sum(i for i in items if isinstance(i, int))
-    assert len(rows) == 50 and len(rows) + hidden == 1001
-    ids = [r.id for r in rows]
-    assert {"t500", "t700", "t701", "t999", "r"} <= set(ids)  # the interesting ones, and their parent
-    assert ids[0] == "r"
-    assert_positions(state, items)
-
-
-def assert_positions(state, items):
-    """Rows keep tree order and each gap marker counts exactly the rows left out there."""
-    position = 0
-    for item in items:
-        if isinstance(item, int):
-            assert item > 0
-            position += item
-        else:
-            assert list(state.rows).index(item.id) == position, item.id
-            position += 1
-    assert position == state.total
-
-
-def test_visible_rows_pages_and_small_trees():
-    state = _state(250, {})
-    assert state.visible(300) == list(state.rows.values())  # small enough: everything
-    assert_positions(state, state.visible(100))
-    page = state.visible(100, start=100)
-    assert page[0] == 100 and page[-1] == 51 and [r.id for r in page[1:-1]] == [f"t{i}" for i in range(99, 199)]
-    last = state.visible(100, start=200)
-    assert last[0] == 200 and len(last) == 52 and last[-1].id == "t249"  # no trailing marker at the end
-    assert_positions(state, page) or assert_positions(state, last)
 
 
 def test_from_tree_of_a_finished_run_is_final(db, db_url):
@@ -223,3 +198,55 @@ def test_from_tree_of_a_finished_run_is_final(db, db_url):
     state = RunState.from_tree(stored)
     assert state.finished and state.status == "completed" and state.progress == 1.0
     assert all(r.status in FINAL and r.elapsed() is not None for r in state.rows.values())
+
+
+async def test_from_tree_knows_skipped_tasks_and_their_upstream(db, db_url):
+    manager, node, state, sub, runner = await start(db, spec(2, fail={0}))
+    await until(lambda: state.counts["in_progress"] == 2)
+    GATES["g"].set()
+    await runner
+    stored = RunState.from_tree(TaskManager(create_session(db_url)).task_repository.get_task_tree_sync(node.task.id))
+    assert stored.counts == state.counts and stored.counts["skipped"] == 1 and stored.rows["root"].upstream == "t0"
+    assert stored.status == "failed" and stored.outcome == "failed"
+
+
+def test_unknown_statuses_count_as_unknown_and_never_reach_a_view():
+    state = RunState(root_id="r", rows={"r": TaskRow(id="r", name="root", status='"><img src=x onerror=alert(1)>')})
+    assert state.rows["r"].status == "unknown" and state.counts["unknown"] == 1
+    state.status = "in_progress"
+    state.apply(Event(EventType.TASK_COMPLETED, "r", "r", "<b>weird</b>"))
+    assert state.rows["r"].status == "unknown" and state.counts["unknown"] == 1 and state.counts["completed"] == 0
+    state.apply(Event(EventType.TREE_FINISHED, "r", "r", "<script>"))
+    assert state.status == "unknown"
+
+
+def test_asking_to_cancel_marks_running_tasks_until_they_end():
+    state = RunState(root_id="r")
+    state.apply(Event(EventType.TREE_STARTED, "r", "r", "in_progress", data={"tasks": [
+        {"id": "r", "key": "r", "name": "root", "parent_id": None, "depth": 0, "status": "pending", "executor": "x"},
+        {"id": "a@1", "key": "a", "name": "a", "parent_id": "r", "depth": 1, "status": "pending", "executor": "y"},
+        {"id": "b@1", "key": "b", "name": "b", "parent_id": "r", "depth": 1, "status": "pending", "executor": "y"}]}))
+    state.apply(Event(EventType.TASK_STARTED, "a@1", "r", "in_progress"))
+    state.apply(Event(EventType.TASK_STARTED, "b@1", "r", "in_progress"))
+    version = state.version
+    state.ask_cancel("a@1")
+    assert state.version > version and state.rows["a@1"].cancel_asked and state.rows["b@1"].cancel_asked is None
+    state.ask_cancel("r")  # not running: nothing to mark
+    assert state.rows["r"].cancel_asked is None and not state.cancel_run_asked
+    state.apply(Event(EventType.TASK_CANCELLED, "a@1", "r", "cancelled", data={"message": "stopped"}))
+    assert state.rows["a@1"].cancel_asked is None and state.rows["a@1"].message == "stopped"
+    state.ask_cancel()  # the whole run
+    assert state.cancel_run_asked and state.rows["b@1"].cancel_asked is not None
+    assert [g.name for g in state.groups] == ["x", "y"] and state.groups[1].counts == {"in_progress": 1, "cancelled": 1}
+
+
+def test_finish_without_a_tree_event_takes_the_tasks_outcome():
+    state = RunState(root_id="r", rows={"r": TaskRow(id="r", name="root"), "c": TaskRow(id="c", name="c", parent_id="r")})
+    assert state.outcome == "pending"
+    state.apply(Event(EventType.TASK_CANCELLED, "c", "r", "cancelled"))
+    state.apply(Event(EventType.TASK_CANCELLED, "r", "r", "cancelled"))
+    state.finish()
+    assert state.finished and state.status == "cancelled"
+    failed = RunState(root_id="r", rows={"r": TaskRow(id="r", name="root", status="failed")})
+    failed.finish()
+    assert failed.status == "failed"

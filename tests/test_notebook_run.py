@@ -188,3 +188,20 @@ async def test_result_from_a_worker_thread_waits_on_the_runs_loop(db):
     run = apflow_nb.run(fifty(steps=2, n=3), manager=TaskManager(db), display=False)
     node = await asyncio.to_thread(run.result, 30)  # blocks a worker thread, not the loop
     assert node.tree_status == "completed" and run.done()
+
+
+async def test_status_is_read_from_the_event_built_state_only(db):
+    """One source of truth: the run's status comes from its events, not from the task rows the engine
+    (or another writer of the store) changes."""
+    run = apflow_nb.run(fifty(steps=1, n=3), manager=TaskManager(db), display=False)
+    await run
+    assert run.status == "completed" and run.state.status == "completed"
+    run.tree.task.status = "failed"  # the ORM row changes under the handle
+    assert run.tree.tree_status == "failed" and run.status == "completed"
+
+
+def test_a_run_cancelled_before_it_started_takes_its_status_from_the_tasks_events(db_url):
+    run = apflow_nb.run(fifty(steps=1, n=3), store=db_url, display=False)
+    run.cancel()  # a script: the tree is cancelled in the store, each task's cancel is an event
+    assert run.done() and run.status == "cancelled" and run.state.counts["cancelled"] == 4
+    assert set(stored(db_url).values()) == {"cancelled"}

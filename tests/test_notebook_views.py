@@ -57,61 +57,146 @@ def row_html(table, task_id):
 
 
 # -- widget states -------------------------------------------------------------------------------
+def lines_by_key(drawer):
+    return {line.key: line for line in drawer.frame.rows}
+
+
+def button_beside(drawer, key):
+    """The visible Cancel button at the height of ``key``'s table line (children[0] spans the header row)."""
+    lines = drawer.frame.lines
+    index = next(i for i, line in enumerate(lines) if getattr(line, "key", None) == key)
+    children = drawer.buttons.children
+    if index + 1 >= len(children):
+        return None
+    button = children[index + 1]
+    return button if button.layout.visibility == "visible" else None  # (a layout shared by the shown buttons)
+
+
 async def test_widget_state_on_success(db):
     run = apflow_nb.run(tasks(), manager=TaskManager(db), display="widget")
     await run
     d = run.view.drawer
-    assert d.bar.value == 1.0 and d.bar.bar_style == "success" and d.bar.description == "100%"
-    assert d.cancel.disabled and d.task_buttons.children == ()  # nothing left to cancel
-    assert "3/3 done" in d.header.value and "✔ 3 completed" in d.header.value
-    assert 'data-run-status="completed"' in d.header.value
+    assert 'data-run-status="completed"' in d.head.value and "3/3 done" in d.head.value
+    assert 'data-count="completed"' in d.head.value and "3 completed" in d.head.value
     table = d.table.value
-    assert table.count('data-status="completed"') == 3 and table.count("</div></div> 100%</td>") == 3
-    assert "padding-left:20px\">steps</td>" in row_html(table, "a")  # indented by depth
-    assert "padding-left:4px\">aggregate_results_executor</td>" in row_html(table, "root")
+    assert table.count('data-status="completed"') == 3 and table.count("<tr data-task-id") == 3
+    assert ">a</td>" in row_html(table, "a") and "padding-left:22px" in row_html(table, "a")  # the key, indented
+    assert "padding-left:6px\">root</td>" in row_html(table, "root")
+    assert d.cancel.layout.display == "none" and d.buttons.children == ()  # nothing left to cancel
     assert d.errors.value == "" and d.pager.layout.display == "none"
     bundle = run.view._repr_mimebundle_()
-    assert bundle[WIDGET_MIME]["model_id"] == run.view.widget.root.model_id  # the table/graph faces
-    assert 'data-status="completed"' in bundle["text/html"] and "✔ steps [steps] completed 100%" in bundle["text/plain"]
+    assert WIDGET_MIME not in bundle  # the run is over: a static frame, no widget reference
+    assert 'data-final="1"' in bundle["text/html"] and "✔ a [steps] completed 100%" in bundle["text/plain"]
 
 
-async def test_widget_state_on_failure_shows_error_and_traceback(db):
+async def test_widget_state_on_failure_shows_error_skips_and_traceback(db):
     run = apflow_nb.run(tasks(fail=True), manager=TaskManager(db), display="widget")
     await run
     d = run.view.drawer
-    assert run.status == "failed" and d.bar.bar_style == "danger" and d.bar.value == 1.0
-    assert "✘ 2 failed" in d.header.value and "✔ 1 completed" in d.header.value
+    assert run.status == "failed"
+    assert 'data-count="failed"' in d.head.value and "1 failed" in d.head.value and "1 skipped" in d.head.value
     row_b = row_html(d.table.value, "b")
-    assert 'data-status="failed"' in d.table.value and "✘ failed" in row_b
-    assert "RuntimeError: step failed on purpose" in row_b and "Traceback" not in row_b  # one line in the row
-    errors = d.errors.value  # tracebacks behind toggles, in a widget that does not change every redraw
-    assert '<details data-task-id="b"><summary' in errors and "steps: RuntimeError: step failed on purpose" in errors
-    assert "Traceback (most recent call last)" in errors.split('data-task-id="b"')[1]
-    assert "required dependency" in row_html(d.table.value, "root")
+    assert 'data-status="failed"' in row_b and "RuntimeError: step failed on purpose" in row_b
+    assert "Traceback" not in row_b  # one line in the row
+    assert "skipped: upstream &#x27;b&#x27; failed" in row_html(d.table.value, "root")
+    errors = d.errors.value  # tracebacks behind toggles, by key, in a widget that does not change every redraw
+    assert '<details data-task-id="b" data-key="b">' in errors and "b: RuntimeError: step failed on purpose" in errors
+    assert "Traceback (most recent call last)" in errors and "root" not in errors
     bundle = run.view._repr_mimebundle_()
     assert "RuntimeError: step failed on purpose" in bundle["text/plain"]
-    assert "<details><summary" in row_html(bundle["text/html"], "b")  # static HTML: toggle in the row
-    assert "Traceback" in row_html(bundle["text/html"], "b")
+    assert "<details data-task-id=\"b\"" in bundle["text/html"] and "Traceback" in bundle["text/html"]
 
 
-async def test_widget_cancel_buttons_cancel_run_and_task(db):
+async def test_each_running_task_has_its_cancel_beside_its_row(db):
     run = apflow_nb.run(tasks(sleep=0.05, n=100), manager=TaskManager(db, cancel_grace_period=1), display="widget")
     d = run.view.drawer
-    await until(lambda: len(d.task_buttons.children) == 2 and 0 < d.bar.value < 1)
-    buttons = {b._apflow_task_id: b for b in d.task_buttons.children}
-    assert set(buttons) == {"a", "b"} and buttons["a"].description == "Cancel steps"
-    assert d.bar.bar_style == "info" and not d.cancel.disabled
-    buttons["a"].click()  # one task
-    assert buttons["a"].disabled
-    await until(lambda: run.state.rows["a"].status == "cancelled" and len(d.task_buttons.children) == 1)
-    assert run.state.rows["b"].status == "in_progress" and d.task_buttons.children[0]._apflow_task_id == "b"
+    await until(lambda: button_beside(d, "a") is not None and button_beside(d, "b") is not None)
+    a, b = button_beside(d, "a"), button_beside(d, "b")
+    assert a.description == "Cancel a" and b.description == "Cancel b" and "Cancel task a" in a.tooltip
+    assert d.buttons.children[0].layout.height == "24px"  # the header row's spacer
+    assert all(c.layout.height == "24px" for c in d.buttons.children)  # every button is one row high
+    assert not d.cancel.disabled and d.cancel.layout.display == ""
+    a.click()  # one task
+    assert a.disabled and a.description == "cancelling…"
+    run.view.draw()  # before the cancel even reached the engine: the row says so
+    assert lines_by_key(d)["a"].words == "cancelling… (grace 1 s)" and button_beside(d, "a") is a
+    await until(lambda: run.state.rows["a"].status == "cancelled" and button_beside(d, "a") is None)
+    assert run.state.rows["b"].status == "in_progress" and button_beside(d, "b") is b  # b's button did not move
     d.cancel.click()  # the whole run
+    assert d.cancel.disabled and d.cancel.description == "cancelling run…"
     await run
-    assert run.status == "cancelled" and d.bar.bar_style == "warning" and d.cancel.disabled
+    assert run.status == "cancelled" and d.cancel.layout.display == "none" and d.buttons.children == ()
     assert {r.status for r in run.state.rows.values()} == {"cancelled"}
-    assert 0 < d.bar.value < 1  # the bar stays where the work stopped
-    assert "⊘ 3 cancelled" in d.header.value and d.task_buttons.children == ()
-    assert run.view._repr_mimebundle_()["text/html"].count('data-status="cancelled"') == 4  # 3 rows + the run
+    assert run.state.counts["cancelled"] == 2 and run.state.counts["skipped"] == 1  # the root never ran
+    assert 0 < run.state.progress < 1  # the bar stays where the work stopped
+    static = run.view._repr_mimebundle_()["text/html"]
+    assert static.count('data-status="cancelled"') == 3 and 'data-status="skipped"' in static  # 2 rows + the run
+
+
+def test_a_button_relabelled_for_another_task_ignores_clicks_for_a_moment():
+    from apflow_nb.notebook.views.frame import Slots
+    from apflow_nb.notebook.views.widget import ARM, WidgetDrawer
+
+    asked = []
+    state = RunState(root_id="r")
+    state.apply(Event(EventType.TREE_STARTED, "r", "r", "in_progress", data={"tasks": [
+        {"id": "r", "name": "root", "parent_id": None, "depth": 0, "status": "pending", "executor": "x"}] + [
+        {"id": f"t{i}", "name": "t", "parent_id": "r", "depth": 1, "status": "pending", "executor": "y"}
+        for i in range(300)]}))
+    drawer = WidgetDrawer(state, on_cancel=asked.append, max_rows=8)
+    drawer.slots = Slots(cap=1)
+    state.apply(Event(EventType.TASK_STARTED, "t0", "r", "in_progress", timestamp=time.time() - 5))
+    drawer.draw(state)
+    first = drawer.buttons.children[2]  # [header spacer, the "running" title's place, t0's row]
+    assert first.description == "Cancel t0" and drawer.frame.lines[1].key == "t0"
+    first.click()
+    assert asked == ["t0"]
+    state.apply(Event(EventType.TASK_STARTED, "t1", "r", "in_progress", timestamp=time.time() - 5))
+    state.apply(Event(EventType.TASK_COMPLETED, "t0", "r", "completed", timestamp=time.time() - 5))
+    drawer.draw(state)
+    assert drawer.buttons.children[2] is first and first.description == "Cancel t1"  # the same row, another task
+    first.click()  # a click the user aimed at t0's button, arriving after the relabel: ignored
+    assert asked == ["t0"] and not first.disabled
+    first._apflow_since -= ARM
+    first.click()
+    assert asked == ["t0", "t1"]
+
+
+def test_only_standard_widgets_are_used():
+    """VS Code, Notebook 7 and JupyterLab render these without any front-end code of ours."""
+    state = _two_task_state()
+    view = LiveView(state, mode="widget")
+    state.apply(Event(EventType.TASK_STARTED, "c", "r", "in_progress", timestamp=time.time() - 5))
+    view.draw()
+    modules = set()
+    for w in view.drawer.all_widgets():
+        for part in (w, getattr(w, "layout", None), getattr(w, "style", None)):
+            if part is not None:
+                modules.add(part._model_module)
+    assert modules <= {"@jupyter-widgets/controls", "@jupyter-widgets/base"}, modules
+
+
+def test_a_drawer_of_your_own_is_fed_by_the_same_listen_loop():
+    """The Drawer protocol: draw(state, final=False), called by the view's one listen loop."""
+    from apflow_nb.notebook.views import Drawer
+
+    class Counter:
+        def __init__(self):
+            self.calls = []
+
+        def draw(self, state, final=False):
+            self.calls.append((state.version, final))
+
+    state = _two_task_state()
+    view = LiveView(state, mode="html")
+    mine = Counter()
+    assert isinstance(mine, Drawer)
+    view.add(mine)
+    assert mine.calls == [(state.version, False)]  # drawn at once when added
+    view.on_event(Event(EventType.TASK_COMPLETED, "c", "r", "completed"))
+    view.on_event(Event(EventType.TREE_FINISHED, "r", "r", "completed"))
+    view.draw(final=True)  # the same final state is not drawn twice
+    assert mine.calls[-1] == (state.version, True) and [f for _, f in mine.calls].count(True) == 1
 
 
 # -- coalescing ----------------------------------------------------------------------------------
@@ -130,15 +215,15 @@ async def test_a_burst_of_events_costs_one_redraw_and_the_final_frame_is_immedia
     assert view.redraws == 0
     for i in range(10_000):  # one burst, no yield to the loop in between
         view.on_event(Event(EventType.TASK_PROGRESS, "c", "r", "in_progress", (i + 1) / 10_000))
-    assert view.redraws == 0 and view.drawer.bar.value == 0.0  # applied, not drawn yet
+    assert view.redraws == 0 and "50%" not in view.drawer.head.value  # applied, not drawn yet
     await until(lambda: view.redraws == 1)
-    assert view.drawer.bar.value == 0.5  # child at 100% of 2 tasks
+    assert "50% · 0/2 done" in view.drawer.head.value  # child at 100% of 2 tasks
     for i in range(100):
         view.on_event(Event(EventType.TASK_PROGRESS, "c", "r", "in_progress", 0.5 + i / 1000))
     view.on_event(Event(EventType.TASK_COMPLETED, "c", "r", "completed"))
     view.on_event(Event(EventType.TASK_FAILED, "r", "r", "failed", data={"error": "boom"}))
     view.on_event(Event(EventType.TREE_FINISHED, "r", "r", "failed"))
-    assert view.redraws == 2 and view.drawer.bar.bar_style == "danger"  # final frame at once
+    assert view.redraws == 2 and 'data-run-status="failed"' in view.drawer.head.value  # final frame at once
     view.draw(final=True)
     assert view.redraws == 2  # the same final frame is not drawn twice
     await asyncio.sleep(0.15)
@@ -162,14 +247,14 @@ async def test_thousand_task_tree_shows_a_few_rows_and_pages(db):
     run = apflow_nb.run(specs, manager=TaskManager(db), display="widget", max_rows=100)
     await run
     d = run.view.drawer
-    assert d.table.value.count("<tr data-task-id") == 100 and "100 of 1001 tasks shown" in d.table.value
-    assert "901 tasks not shown" in d.table.value and "1001/1001 done" in d.header.value
-    assert len(d.all_widgets()) < 12  # a few widgets whatever the size of the tree
+    assert d.table.value.count("<tr data-task-id") == 100 and "901 tasks not shown" in d.table.value
+    assert "1001/1001 done" in d.head.value and 'data-group="steps"' in d.head.value and "steps 1000/1000" in d.head.value
+    assert len(d.all_widgets()) < 16  # a few widgets whatever the size of the tree
     assert d.pager.layout.display == "" and len(d.pager.options) == 1 + 11
     assert d.pager.options[2] == ("tasks 101–200 of 1001", 100)
     d.pager.value = 100  # what choosing a page in the menu does
     assert 'data-task-id="t99"' in d.table.value and 'data-task-id="t198"' in d.table.value
-    assert 'data-task-id="t199"' not in d.table.value and "(from task 101)" in d.table.value
+    assert 'data-task-id="t199"' not in d.table.value and "100 tasks above" in d.table.value
     d.pager.value = FOCUS
     assert 'data-task-id="t0"' in d.table.value
     html = run.view._repr_mimebundle_()["text/html"]
@@ -182,13 +267,16 @@ async def test_a_large_run_shows_its_running_and_failed_tasks_first(db):
                "inputs": {"n": 200 if i >= 590 else 1, "sleep": 0.01, "fail": i == 580}} for i in range(600)]
     run = apflow_nb.run(specs, manager=TaskManager(db, max_concurrency=10), display="widget", max_rows=50)
     d = run.view.drawer
-    await until(lambda: run.state.rows["t595"].status == "in_progress" and run.view.redraws > 1
-                and 'data-task-id="t595"' in d.table.value)
+    await until(lambda: run.state.rows["t595"].status == "in_progress" and run.state.rows["t580"].status == "failed"
+                and run.view.redraws > 1 and 'data-task-id="t595"' in d.table.value)
     run.view.draw()  # the table now, and the state it was drawn from (no await in between)
-    table = d.table.value
-    assert 'data-task-id="t580"' in table and "RuntimeError" in row_html(table, "t580")
+    lines = d.frame.lines
     running = run.state.ids("in_progress")
-    assert running and all(f'data-task-id="{t}"' in table for t in running)
+    assert lines[0].text.startswith(f"running · {len(running)}")
+    section_end = next(i for i, line in enumerate(lines) if i and getattr(line, "kind", "") == "section")
+    assert set(running) <= {line.key for line in lines[1:section_end]}  # truly first: all in the first section
+    failed_at = next(i for i, line in enumerate(lines) if getattr(line, "text", "").startswith("failed"))
+    assert lines[failed_at + 1].key == "t580" and "RuntimeError" in row_html(d.table.value, "t580")
     run.cancel()
     await run
 
@@ -199,17 +287,18 @@ def test_text_and_html_reprs_from_events_alone():
     state.apply(Event(EventType.TASK_PROGRESS, "c", "r", "in_progress", 0.5))
     text = render_text(state)
     assert text.splitlines()[0].startswith("apflow run r  [#####...............]  in_progress · 0/2 done")
-    assert "  ◔ child [y] in_progress 50%" in text and "○ root [x] pending 0%" in text
+    assert "  ◔ c [y] running 50%" in text and "○ r [x] pending 0%" in text
     html = render_html(state)
-    assert '<div class="apflow-run" data-root-id="r" data-status="in_progress">' in html
-    assert row_html(html, "c").count("width:50%") == 1 and "◔ in progress" in row_html(html, "c")
+    assert '<div class="apflow-run" data-root-id="r" data-status="in_progress" data-final="0"' in html
+    assert "#1e88e5) 50%," in row_html(html, "c") and "</span> running</td>" in row_html(html, "c")
     state.apply(Event(EventType.TASK_FAILED, "c", "r", "failed", data={"error": "KeyError: 'x'\n\nTraceback ..."}))
     state.apply(Event(EventType.TASK_CANCELLED, "r", "r", "cancelled", data={"message": "dependency failed"}))
     state.apply(Event(EventType.TREE_FINISHED, "r", "r", "failed"))
     text = render_text(state)
-    assert "✘ child [y] failed 50%" in text and "— KeyError: 'x'" in text and "Traceback" not in text
+    assert "✘ c [y] failed 50%" in text and "— KeyError: &#x27;x&#x27;" not in text and "— KeyError: 'x'" in text
+    assert "Traceback" not in text
     html = render_html(state)
-    assert "<summary" in row_html(html, "c") and "Traceback ..." in row_html(html, "c")
+    assert "KeyError: &#x27;x&#x27;" in row_html(html, "c") and "Traceback ..." in html.split('class="apflow-errors"')[1]
     assert "dependency failed" in row_html(html, "r") and 'data-status="failed"' in html
     view = LiveView(state, mode="html")
     bundle = view._repr_mimebundle_()
@@ -235,10 +324,10 @@ def test_text_line_redraws_in_place_on_a_tty_and_prints_lines_otherwise():
     on_tty.draw(state, final=True)
     in_log.draw(state, final=True)
     assert tty.getvalue().count("\r") == 4 and tty.getvalue().count("\n") == 1 and tty.getvalue().endswith("\n")
-    assert "first failure: root: ValueError: no" in tty.getvalue()
+    assert "first failure: r: ValueError: no" in tty.getvalue()
     lines = log.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in log.getvalue()  # the first line, then the final one
-    assert lines[-1].startswith("apflow [####################] failed · 2/2 done (1 failed)")
+    assert lines[-1].startswith("apflow [####################] failed · 2/2 done (1 failed) · 100%")
 
 
 async def test_text_line_for_scripts(db, capsys):
@@ -294,8 +383,49 @@ def test_html_fallback_updates_a_display_in_place(tmp_path):
     updates = [p for p in published if p[0]]
     assert updates and all(u[1] == published[0][1] for u in updates)  # same display id, updated in place
     assert len(published) == 1 + len(updates)  # one display, never a second one
-    assert 'data-status="completed"' in updates[-1][2]["text/html"]
+    assert 'data-status="completed"' in updates[-1][2]["text/html"] and 'data-final="1"' in updates[-1][2]["text/html"]
     assert "completed · 3/3 done" in updates[-1][2]["text/plain"]
+
+
+def test_a_finished_widget_view_becomes_a_static_frame_in_its_output(tmp_path):
+    """The widget's output (its display_id) is replaced by the final frame as HTML and text, with no
+    widget reference left; the next cell that runs after the run ended sends it once more (frontends
+    that keep only the running cell's messages then record it too)."""
+    code = textwrap.dedent(f'''
+        import asyncio, json
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        published = []
+        def record(data, metadata=None, source=None, *, transient=None, update=False, **kw):
+            published.append((update, (transient or {{}}).get("display_id"), sorted(data), data.get("text/html", "")))
+        shell.display_pub.publish = record
+        import apflow_nb
+        @apflow_nb.executor_register
+        async def step(n: int = 10) -> dict:
+            return {{"n": n}}
+        async def cell():
+            run = apflow_nb.run([{{"id": "r", "name": "aggregate_results_executor", "dependencies": ["a"]}},
+                                 {{"id": "a", "name": "step", "parent_id": "r"}}],
+                                store="sqlite:///{tmp_path / 'w.db'}", display="widget")
+            from IPython.display import display
+            display(run.view)  # shown once more (as `run.view` in another cell would)
+            await run._task  # the run ends on its own, not awaited through the handle (no sync from a cell)
+            return run
+        run = asyncio.run(cell())
+        before = len(published)
+        shell.events.trigger("post_run_cell", None)  # the next cell ends
+        shell.events.trigger("post_run_cell", None)  # and the one after: nothing more to send
+        print(json.dumps([published, before]))
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    published, before = json.loads(out.stdout.strip().splitlines()[-1])
+    first, again, final = published[0], published[1], published[before - 1]
+    assert first[0] is False and WIDGET_MIME in first[2]  # live: the widget (with its HTML fallback)
+    assert again[0] is False and again[1] == first[1] and WIDGET_MIME in again[2]  # the same display id
+    assert final[0] is True and final[1] == first[1] and final[2] == ["text/html", "text/plain"]  # same output
+    assert 'data-final="1"' in final[3] and 'data-status="completed"' in final[3]
+    assert len(published) == before + 1 and published[-1][1] == first[1] and published[-1][2] == final[2]
 
 
 BLOCK_WIDGETS = '''

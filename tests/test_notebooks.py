@@ -10,7 +10,6 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 pytestmark = pytest.mark.notebooks
 
@@ -42,17 +41,12 @@ def test_quickstart_runs_and_saves_the_final_view(tmp_path):
     nb = execute("01-quickstart.ipynb", tmp_path)
     assert (tmp_path / ".apflow" / "tasks.db").is_file()
     tree_out = outputs_of(nb, "%%tree")
-    view = next(o for o in tree_out if "application/vnd.jupyter.widget-view+json" in o.get("data", {}))
-    # the static fallback saved with the notebook is the final frame (updated in the awaiting cell)
-    assert 'data-status="completed"' in view["data"]["text/html"]
+    view = next(o for o in tree_out if o.get("output_type") == "display_data")
+    # the saved output is the final frame, static (sent again from the awaiting cell), no widget left
+    assert set(view["data"]) == {"text/html", "text/plain"}
+    assert 'data-status="completed"' in view["data"]["text/html"] and 'data-final="1"' in view["data"]["text/html"]
+    assert view["data"]["text/html"].count('<tr data-task-id=') == 5 and 'data-key="total"' in view["data"]["text/html"]
     assert "completed · 5/5 done" in view["data"]["text/plain"]
-    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
-    model_id = view["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
-    assert model_id in state
-    bars = [m["state"] for m in state.values() if m["model_name"] == "FloatProgressModel"]
-    assert len(bars) == 1 and bars[0]["value"] == 1.0 and bars[0]["bar_style"] == "success"
-    tables = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel" and "<table" in m["state"]["value"]]
-    assert len(tables) == 1 and tables[0].count('data-status="completed"') == 5
     graph = outputs_of(nb, "apflow_nb.graph(_run)")[0]["data"]  # the dependency graph, static in the notebook
     assert set(graph) == {"text/plain", "text/html", "image/svg+xml"}
     assert graph["image/svg+xml"].count('data-status="completed"') == 5 and "<svg" in graph["text/html"]
@@ -72,9 +66,10 @@ def test_custom_executors(tmp_path):
 def test_streaming_and_cancellation(tmp_path):
     nb = execute("03-streaming-and-cancellation.ipynb", tmp_path)
     assert "'cancelled'" in json.dumps(outputs_of(nb, "doomed.cancel()"))
-    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
-    styles = {m["state"].get("bar_style") for m in state.values() if m["model_name"] == "FloatProgressModel"}
-    assert {"success", "warning"} <= styles  # the completed run and the cancelled one
+    views = [o["data"] for marker in ("streamed = apflow_nb.run", "doomed = apflow_nb.run")
+             for o in outputs_of(nb, marker) if o.get("output_type") == "display_data"]
+    assert all(set(v) == {"text/html", "text/plain"} for v in views)  # both finished: static frames
+    assert 'data-run-status="completed"' in views[0]["text/html"] and 'data-run-status="cancelled"' in views[1]["text/html"]
 
 
 def test_analysing_history(tmp_path):

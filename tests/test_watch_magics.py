@@ -65,7 +65,7 @@ def test_apflow_watch_of_a_finished_run_shows_its_final_frame_and_bad_input_is_a
     with capture_output() as out:
         result = ip.run_cell(f"%apflow watch {owner.root_id}")  # a terminal IPython: no loop runs
     assert result.success and ip.user_ns["_watch"].status == "failed"
-    assert out.stdout.splitlines()[-1].startswith("apflow [####################] failed · 3/3 done (2 failed)")
+    assert out.stdout.splitlines()[-1].startswith("apflow [####################] failed · 3/3 done (1 failed, 1 skipped)")
     with pytest.raises(UsageError, match="%apflow watch: NoRunningTreeError: no tree is running"):
         ip.run_line_magic("apflow", "watch")
     with pytest.raises(UsageError, match="%apflow watch: TaskNotFoundError: no task with id 'nope'"):

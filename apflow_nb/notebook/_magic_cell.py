@@ -32,7 +32,7 @@ def run_cell_code(shell: Any, cell: str) -> str:
     Returns the file name the cell's code objects carry (to tell its functions from imported ones).
     """
     transformed = shell.transform_cell(cell)
-    filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
+    filename = shell.compile.cache(transformed, cell_number(shell), raw_code=cell)
     try:
         tree = shell.transform_ast(shell.compile.ast_parse(transformed, filename=filename))
         body = list(tree.body)
@@ -55,6 +55,47 @@ def run_cell_code(shell: Any, cell: str) -> str:
         tb = _from_cell(exc.__traceback__, filename)
         lines = shell.InteractiveTB.structured_traceback(type(exc), exc, tb, tb_offset=0)
         _raise_rendered(exc, lines, tb)
+
+
+def cell_number(shell: Any) -> int:
+    """The execution count of the cell running now (``In[n]``).
+
+    IPython >= 9.16 increments ``shell.execution_count`` before a cell runs, older ones after; the
+    running cell's own ExecutionResult knows its number either way.
+    """
+    result = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    count = getattr(result, "execution_count", None)
+    return count if isinstance(count, int) else shell.execution_count
+
+
+def install_cell_names(shell: Any = None) -> bool:
+    """Name notebook cells in task tracebacks as IPython does (``Cell In[3], line 4``).
+
+    Installs a frame namer in the core's traceback formatter that asks the shell's compiler which
+    cell a file name is (ipykernel stores cells as temporary files). False outside IPython.
+    """
+    if shell is None:
+        import sys
+
+        if "IPython" not in sys.modules:
+            return False
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    compiler = getattr(shell, "compile", None)
+    if compiler is None or not hasattr(compiler, "format_code_name"):
+        return False
+    from apflow_nb.core.tracebacks import set_frame_namer
+
+    def name(filename: str) -> str | None:
+        try:
+            label = compiler.format_code_name(filename)
+        except Exception:  # noqa: BLE001 - a namer must never break a traceback
+            return None
+        return f"{label[0]} {label[1]}" if label else None
+
+    set_frame_namer(name)
+    return True
 
 
 def _from_cell(tb: types.TracebackType | None, filename: str) -> types.TracebackType | None:

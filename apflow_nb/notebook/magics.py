@@ -31,7 +31,7 @@ from IPython.display import display
 from apflow_nb.core.errors import ApflowError
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.notebook._magic_cell import (
-    changed_values, defined_classes, defined_functions, run_cell_code,
+    changed_values, defined_classes, defined_functions, install_cell_names, run_cell_code,
 )
 from apflow_nb.notebook._magic_tables import (
     EXECUTOR, Note, Table, executors_table, history_table, trial_outcome, trial_pending,
@@ -515,6 +515,7 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = ApflowMagics(ipython)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics._note_cell)
+    install_cell_names(ipython)  # task tracebacks name cells as IPython does (Cell In[n])
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from apflow_nb.core.errors import NestedLoopError
 from apflow_nb.core.events import Event, default_bus
 from apflow_nb.core.types import TaskTreeNode
+from apflow_nb.notebook._magic_cell import install_cell_names
 from apflow_nb.notebook.display import resolve_mode
 from apflow_nb.notebook.loop import nested_allowed
 from apflow_nb.notebook.progress import RunState
@@ -108,6 +109,7 @@ class Run:
         self.manager = manager
         self.root_id: str = tree.task.id
         self.state = RunState.from_tree(tree)
+        self.state.grace = float(getattr(manager, "cancel_grace_period", 3.0))
         self._events: collections.deque[Event] = collections.deque(maxlen=keep_events)
         mode = resolve_mode(display)
         self.view: LiveView | None = None
@@ -121,6 +123,7 @@ class Run:
         self._outcome: TaskTreeNode | None = None  # set when cancelled before it ever started
         if self.view is not None:
             self.view.show()
+        install_cell_names()
         if _running_loop() is not None:
             self._start()
 
@@ -196,25 +199,21 @@ class Run:
 
     # -- controlling and reading --------------------------------------------------------------
     def cancel(self, task_id: str | None = None) -> Any:
-        """Cancel the whole run (or one task of it, by id). Returns the scheduled cancel (an
-        asyncio task, or a concurrent future when called from another thread), None when there
-        was nothing left to cancel. Safe to call from any thread and before the run started."""
+        """Cancel the whole run (or one task of it, by id or by the key you wrote). Returns the
+        scheduled cancel (an asyncio task, or a concurrent future when called from another thread),
+        None when there was nothing left to cancel. Safe to call from any thread and before the
+        run started. The view shows "cancelling…" until the tasks really stop."""
         if self.done():
             return None
+        if task_id is not None:
+            task_id = self._task_id(task_id)
         if self._task is None and _running_loop() is not None:
             self._start()  # made outside a loop, cancelled inside one: start it, the cancel follows
         if self._task is None:  # a script that has not started the run: cancel it in the store now
-            if task_id is not None:
-                return asyncio.run(self.manager.cancel_task(task_id))
-            asyncio.run(self.manager.cancel_tree(self.root_id))
-            self._subscription.close()
-            for event in self._subscription.drain_nowait():
-                self._on_event(event)
-            self._outcome = self.manager.task_repository.get_task_tree_sync(self.root_id)
-            self.state.status, self.state.finished = self._outcome.tree_status, True
-            if self.view is not None:
-                self.view.draw(final=True)
-            return None
+            return self._cancel_unstarted(task_id)
+        self.state.ask_cancel(task_id)
+        if self.view is not None:
+            self.view.changed()
         # cancel_tree / cancel_task look the run up when they execute, so a cancel asked in the
         # same cell as run() (before the run's first step) still cancels the whole tree
         coro = (self.manager.cancel_tree(self.root_id) if task_id is None else self.manager.cancel_task(task_id))
@@ -226,17 +225,35 @@ class Run:
             return None
         return asyncio.ensure_future(coro)
 
+    def _task_id(self, task_id: str) -> str:
+        """A task's stored id from its id or its key (the id you wrote: stored ids may carry a run tag)."""
+        if task_id in self.state.rows:
+            return task_id
+        return next((r.id for r in self.state.rows.values() if r.key == task_id), task_id)
+
+    def _cancel_unstarted(self, task_id: str | None) -> Any:
+        if task_id is not None:
+            return asyncio.run(self.manager.cancel_task(task_id))
+        asyncio.run(self.manager.cancel_tree(self.root_id))
+        self._subscription.close()
+        for event in self._subscription.drain_nowait():
+            self._on_event(event)
+        self._outcome = self.manager.task_repository.get_task_tree_sync(self.root_id)
+        self.state.finish()  # no tree_finished for a tree cancelled in the store: the tasks' events decide
+        if self.view is not None:
+            self.view.draw(final=True)
+        return None
+
     def done(self) -> bool:
         """True once the run ended (every task final, or the run was torn down or cancelled)."""
         return self._outcome is not None or (self._task is not None and self._task.done())
 
     @property
     def status(self) -> str:
-        """The run's status: pending, in_progress, completed, failed or cancelled."""
-        if self._outcome is not None:
-            return self._outcome.tree_status
-        if self.done():
-            return self.state.status if self.state.error else self.tree.tree_status
+        """The run's status: pending, in_progress, completed, failed or cancelled.
+
+        Read from the run's event-built state only (the same state the view draws), never from
+        the task rows the engine mutates."""
         return self.state.status
 
     @property
@@ -257,7 +274,8 @@ class Run:
         return history(self.manager, root_id=self.root_id, flatten=flatten)
 
     def __repr__(self) -> str:
-        return f"<Run {self.root_id[:8]} {self.state.summary()}>"
+        root = self.state.rows.get(self.root_id)
+        return f"<Run {root.key if root is not None else self.root_id} {self.state.summary()}>"
 
 
 def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | None = None, display: Any = True,

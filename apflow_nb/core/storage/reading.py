@@ -25,7 +25,7 @@ from apflow_nb.core.storage.sqlalchemy.models import TaskModel, task_events
 from apflow_nb.core.types import TaskTreeNode
 
 PG_SETTLE = 2.0  # seconds a PostgreSQL event id stays re-readable (a lower id may still commit meanwhile)
-TREE_COLUMNS = ("id", "key", "parent_id", "root_id", "name", "status", "progress", "error", "params", "schemas",
+TREE_COLUMNS = ("id", "key", "parent_id", "root_id", "name", "status", "progress", "error", "result", "params", "schemas",
                 "priority", "dependencies", "user_id", "created_at", "started_at", "completed_at")
 
 _engines: dict[str, Engine] = {}

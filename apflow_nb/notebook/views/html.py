@@ -1,138 +1,196 @@
-"""HTML drawing of a RunState: the ``text/html`` repr, the live fallback and a saved notebook's frame.
+"""HTML drawing of a Frame: the ``text/html`` repr, the live HTML fallback and a finished run's frame.
 
-Plain HTML with inline styles only (no scripts, no CSS classes that need a stylesheet), so it
-renders the same in JupyterLab, nbconvert, GitHub and VS Code.
+Plain HTML with inline styles only (no scripts, no stylesheet), so it renders the same in
+JupyterLab, Notebook 7, nbconvert, GitHub and VS Code. Colours come from the palette (theme
+variables with fallbacks). Every cell states its own alignment and padding, so host stylesheets
+(JupyterLab's centred, right-aligned output tables) change nothing: the table stays left aligned and
+indentation is kept. Every row is exactly ``ROW_PX`` high (one line, clipped with an ellipsis),
+which lets the widget put each Cancel button beside its own row. Every value is escaped, in text
+and in attributes; statuses were mapped to known names before they got here.
 """
 from __future__ import annotations
 
 import html
-import time
+from functools import lru_cache
 from typing import Any
 
-from apflow_nb.notebook.progress import COLORS, ICONS, STATUS_ORDER, RunState, TaskRow
+from apflow_nb.analysis import palette  # the one palette (analysis: the lowest layer that draws)
+from apflow_nb.analysis.palette import FAILED, MUTED, TRACK, css_color, icon, words
+from apflow_nb.notebook.progress import RunState
+from apflow_nb.notebook.views.frame import Frame, GroupFrame, Mark, RowFrame, build_frame, tooltip
 
-_STYLE = "font-family: var(--jp-code-font-family, monospace); font-size: 12px; border-collapse: collapse;"
-_CELL = "padding:1px 6px"
-MAX_ERRORS = 20
-
-
-def _bar(fraction: float, color: str, width: int = 120) -> str:
-    pct = max(0.0, min(1.0, fraction)) * 100
-    return (f'<div style="width:{width}px;height:8px;background:#e0e0e0;border-radius:4px;display:inline-block">'
-            f'<div style="width:{pct:.0f}%;height:8px;background:{color};border-radius:4px"></div></div>')
-
-
-def _status(status: str) -> str:
-    return status.replace("_", " ")
+ROW_PX = 24
+TABLE_PX = 14 * ROW_PX  # the table's visible height before it scrolls
+COLUMNS = (("task", 150), ("executor", 100), ("status", 260), ("progress", 130), ("time", 56), ("note", 0))  # 0: the rest
+FONT = "font-family:var(--jp-code-font-family, monospace);font-size:12px"
+CELL = "padding:0 6px;text-align:left;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"  # beats host CSS
+CLIP = "overflow:hidden;text-overflow:ellipsis"  # the widget's table: no host stylesheet to beat (compact)
+STRIPE = "background:rgba(128,128,128,0.07)"
 
 
-def render_chips(state: RunState) -> str:
-    """``✔ 12 completed ✘ 1 failed``: counts by status, coloured, zeros left out."""
-    counts = state.counts
-    return " ".join(f'<span style="color:{COLORS[s]}">{ICONS[s]} {counts[s]} {_status(s)}</span>'
-                    for s in STATUS_ORDER if counts.get(s))
+def esc(value: Any) -> str:
+    """Text and attribute values, escaped (quotes too)."""
+    return html.escape("" if value is None else str(value), quote=True)
 
 
-def render_header_html(state: RunState, bar: bool = True) -> str:
-    """The run's status, counts by status, overall bar and elapsed time, on one line."""
-    color = COLORS.get(state.status, "#1565c0")
-    seconds = state.elapsed()
-    elapsed = f"{seconds:.1f} s" if state.finished else f"{seconds:.0f} s"
-    parts = [f'<b>apflow run</b> <code>{html.escape(state.root_id[:8])}</code>',
-             f'<span style="color:{color}" data-run-status="{state.status}">{_status(state.status)}</span>']
-    if bar:
-        parts.append(f"{_bar(state.progress, color, 200)} {state.progress:.0%}")
-    parts.append(f"· {state.done}/{state.total} done · {elapsed} · {render_chips(state)}")
-    out = f'<div style="margin:2px 0">{" ".join(parts)}</div>'
-    if state.error:
-        out += f'<div style="color:{COLORS["failed"]}">{html.escape(state.error)}</div>'
-    return out
+@lru_cache(maxsize=1024)
+def task_bar_html(status: str, percent: int, width: int = 64) -> str:
+    """A task's own bar, in its status's colour (one element: a live table has a hundred of them)."""
+    pct = f"{max(0, min(100, percent))}%"
+    return (f'<span style="display:inline-block;width:{width}px;height:8px;border-radius:4px;vertical-align:middle;'
+            f'background:linear-gradient(90deg,{css_color(status)} {pct},{TRACK} {pct})"></span>')
 
 
-def _row_html(row: TaskRow, now: float, inline_errors: bool, running_digits: int,
-              cache: dict[str, tuple[Any, str]] | None = None) -> str:
-    elapsed = row.elapsed(now)
-    digits = running_digits if row.status == "in_progress" else 1
-    seconds = "" if elapsed is None else f"{elapsed:.{digits}f} s"
-    if cache is not None:  # a live table redraws ~10 times a second; most rows did not change
-        key = (row.status, round(row.progress * 100), seconds, row.error, row.message, inline_errors)
-        hit = cache.get(row.id)
-        if hit is not None and hit[0] == key:
-            return hit[1]
-        out = _row_html(row, now, inline_errors, running_digits)
-        cache[row.id] = (key, out)
-        return out
-    c = COLORS.get(row.status, "#9e9e9e")
-    error = ""
-    if row.error:
-        first = html.escape(row.error_line[:200])
-        if inline_errors:
-            error = (f'<details><summary style="color:{c}">{first}</summary>'
-                     f'<pre style="white-space:pre-wrap;margin:0">{html.escape(row.error)}</pre></details>')
-        else:
-            error = f'<div style="color:{c}">{first}</div>'
-    elif row.message and row.status == "cancelled":
-        error = f'<div style="color:{c}">{html.escape(row.message[:200])}</div>'
-    return (f'<tr data-task-id="{html.escape(row.id)}" data-status="{row.status}">'
-            f'<td style="{_CELL};padding-left:{4 + 16 * row.depth}px">{html.escape(row.name)}</td>'
-            f'<td style="{_CELL}">{html.escape(row.executor or "")}</td>'
-            f'<td style="{_CELL};color:{c}">{ICONS.get(row.status, "?")} {_status(row.status)}{error}</td>'
-            f'<td style="{_CELL}">{_bar(row.progress, c)} {row.progress:.0%}</td>'
-            f'<td style="{_CELL};text-align:right">{seconds}</td></tr>')
+def bar_html(segments: tuple[tuple[str, float], ...], width: int) -> str:
+    """A bar whose parts show how much completed, failed, was skipped, cancelled, or is running."""
+    parts = "".join(f'<span data-part="{esc(status)}" style="display:inline-block;height:100%;'
+                    f'width:{min(100.0, share * 100):.2f}%;background:{css_color(status)}"></span>'
+                    for status, share in segments if share > 0.0005)
+    return (f'<span class="apflow-bar" style="display:inline-flex;width:{width}px;height:8px;background:{TRACK};'
+            f'border-radius:4px;overflow:hidden;vertical-align:middle">{parts}</span>')
 
 
-def render_rows_html(state: RunState, max_rows: int = 100, running_precision: int = 1, *,
-                     start: int | None = None, inline_errors: bool = True,
-                     cache: dict[str, tuple[Any, str]] | None = None) -> str:
-    """The task table: one row per task, indented by depth, with status, bar, time and errors.
+@lru_cache(maxsize=1024)
+def _status_html(status: str, text: str | None = None) -> str:
+    return f'<span style="color:{css_color(status)}">{icon(status)}</span> {esc(text or words(status))}'
 
-    At most ``max_rows`` rows (``RunState.visible``: running and failed first, or the page from
-    ``start``); a line marks each run of hidden rows. Running tasks' times are shown to
-    ``running_precision`` decimals (0 keeps a live table from changing on every redraw just
-    because the clock moved). ``inline_errors``: each failure's traceback behind a toggle in its row.
-    ``cache``: a dict kept between calls, so rows that did not change are not rendered again.
-    """
-    out = [f'<table style="{_STYLE}"><tr>'
-           + "".join(f'<th style="{_CELL};text-align:left">{h}</th>' for h in ("task", "executor", "status", "progress"))
-           + f'<th style="{_CELL};text-align:right">time</th></tr>']
-    now = time.time()
-    hidden = 0
-    for item in state.visible(max_rows, start):
-        if isinstance(item, int):
-            hidden += item
-            out.append(f'<tr class="apflow-hidden"><td colspan="5" style="{_CELL};color:#9e9e9e">'
-                       f'⋯ {item} task{"s" if item != 1 else ""} not shown</td></tr>')
-        else:
-            out.append(_row_html(item, now, inline_errors, running_precision, cache))
-    out.append("</table>")
-    if hidden:
-        how = "running and failed first" if start is None else f"from task {start + 1}"
-        out.append(f'<div style="color:#616161">{state.total - hidden} of {state.total} tasks shown ({how}); '
-                   f"<code>run.frame()</code> lists them all</div>")
-    if state.blocked:
-        out.append(f'<div style="color:#e65100">{html.escape(state.blocked)}</div>')
+
+def chips_html(frame: Frame) -> str:
+    """``✔ 5 completed  ✘ 1 failed  ⤼ 2 skipped``: counts by shown status, zeros left out."""
+    return " ".join(f'<span data-count="{esc(s)}" style="margin-right:8px">'
+                    f'<span style="color:{css_color(s)}">{icon(s)}</span> {n} {esc(words(s))}</span>'
+                    for s, n in frame.counts)
+
+
+def run_status(frame: Frame) -> str:
+    """The run's shown status: ``cancelling`` once a cancel of the run was asked and it still runs."""
+    return palette.CANCELLING if frame.cancelling else frame.status
+
+
+def head_html(frame: Frame) -> str:
+    """The run's title line (key, status, bar, done count, time), counts by status, group lines."""
+    status = run_status(frame)
+    title = (f'<b>apflow run</b> <code title="root id {esc(frame.root_id)}">{esc(frame.root_key)}</code> '
+             f'<span data-run-status="{esc(status)}" style="margin:0 6px">{_status_html(status)}</span> '
+             f'{bar_html(frame.segments, 220)} {frame.progress:.0%} · {frame.done}/{frame.total} done · '
+             f'{esc(frame.elapsed)}')
+    out = [f'<div class="apflow-head" style="line-height:22px">{title}</div>',
+           f'<div class="apflow-counts" style="line-height:22px">{chips_html(frame)}</div>']
+    if frame.groups:
+        out.append(groups_html(frame.groups, frame.more_groups))
+    if frame.error:
+        out.append(f'<div style="color:{css_color(FAILED)}">{esc(frame.error)}</div>')
+    if frame.blocked:
+        out.append(f'<div style="color:{css_color(palette.CANCELLED)}">{esc(frame.blocked)}</div>')
     return "".join(out)
 
 
-def render_errors_html(state: RunState, limit: int = MAX_ERRORS) -> str:
-    """Each failed task's error, its traceback behind a toggle (the widget's errors panel)."""
-    errors = state.errors
-    if not errors:
+def groups_html(groups: tuple[GroupFrame, ...], more: int = 0) -> str:
+    """One line per executor with its own bar: ``tick 183/300 · 2 failed``."""
+    lines = [f'<div class="apflow-group" data-group="{esc(g.name)}" style="line-height:20px">'
+             f'{bar_html(g.segments, 120)} {esc(g.line)}</div>' for g in groups]
+    if more:
+        lines.append(f'<div style="{MUTED}">… and {more} more executors</div>')
+    return f'<div class="apflow-groups" style="margin:2px 0 4px 0">{"".join(lines)}</div>'
+
+
+def _cell(content: str, extra: str = "", compact: bool = False) -> str:
+    style = (CLIP if compact else CELL) + (";" + extra if extra else "")
+    return f'<td style="{style}">{content}</td>'
+
+
+@lru_cache(maxsize=8192)
+def _row_head(task_id: str, key: str, depth: int, executor: str, compact: bool) -> tuple[str, str]:
+    """The parts of a task's row that do not change while it runs, escaped once (before and after data-status)."""
+    before = f'<tr data-task-id="{esc(task_id)}" data-key="{esc(key)}" data-status="'
+    after = (f'" title="{esc(tooltip(key, task_id, executor))}" style="height:{ROW_PX}px;white-space:nowrap{{stripe}}">'
+             + _cell(esc(key), f"padding-left:{6 + 16 * min(depth, 12)}px", compact)
+             + _cell(esc(executor), MUTED, compact))
+    return before, after
+
+
+def row_html(row: RowFrame, stripe: bool = False, compact: bool = False) -> str:
+    """One task's ``<tr>``: key (indented by depth), executor, status, bar, time, note.
+
+    ``compact``: for the widget's own table, where no host stylesheet needs beating (smaller markup).
+    """
+    note = ""
+    if row.note:
+        color = f"color:{css_color(FAILED)}" if row.status == FAILED else MUTED
+        note = f'<span style="{color}">{esc(row.note)}</span>'
+    before, after = _row_head(row.id, row.key, row.depth, row.executor, compact)
+    percent = round(row.progress * 100)
+    return (before + esc(row.status) + after.replace("{stripe}", ";" + STRIPE if stripe else "", 1)
+            + _cell(_status_html(row.status, row.words), "", compact)
+            + _cell(f"{task_bar_html(row.status, percent)} {percent}%", "", compact)
+            + _cell(esc(row.seconds), "text-align:right", compact)
+            + _cell(note, "", compact) + "</tr>")
+
+
+def mark_html(mark: Mark) -> str:
+    """A section title or a count of tasks left out, one row high."""
+    weight = "font-weight:bold" if mark.kind == "section" else MUTED
+    return (f'<tr class="apflow-{esc(mark.kind)}" style="height:{ROW_PX}px;white-space:nowrap">'
+            f'<td colspan="{len(COLUMNS)}" style="{CELL};{weight}">{esc(mark.text)}</td></tr>')
+
+
+def table_html(frame: Frame, cache: dict[str, tuple[RowFrame, int, str]] | None = None,
+               compact: bool = False) -> str:
+    """The task table: a header row, then one fixed-height line per RowFrame or Mark.
+
+    ``cache``: a dict kept between calls; a row whose RowFrame did not change is not rendered again.
+    ``compact``: the widget's table (see ``row_html``).
+    """
+    width = sum(w for _, w in COLUMNS)
+    head = "".join(f'<th style="{CELL};height:{ROW_PX}px;{f"width:{w}px;" if w else ""}'
+                   f'font-weight:bold">{h}</th>' for h, w in COLUMNS)
+    padding = ' cellpadding="3"' if compact else ""
+    out = [f'<table class="apflow-table"{padding} style="{FONT};border-collapse:collapse;border-spacing:0;'
+           f'table-layout:fixed;width:100%;min-width:{width + 160}px;margin:0;border:none;line-height:{ROW_PX - 6}px">'
+           f'<thead><tr style="height:{ROW_PX}px;white-space:nowrap">{head}</tr></thead><tbody>']
+    for i, line in enumerate(frame.lines):
+        if isinstance(line, Mark):
+            out.append(mark_html(line))
+            continue
+        hit = cache.get(line.id) if cache is not None else None
+        if hit is not None and hit[0] == line and hit[1] == i % 2:
+            out.append(hit[2])
+            continue
+        text = row_html(line, stripe=bool(i % 2), compact=compact)
+        if cache is not None:
+            cache[line.id] = (line, i % 2, text)
+        out.append(text)
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def failures_html(frame: Frame) -> str:
+    """Each failed task's error, its traceback behind a toggle."""
+    if not frame.failures:
         return ""
-    out = [f'<div class="apflow-errors" style="{_STYLE}">']
-    for task_id, error in list(errors.items())[:limit]:
-        row = state.rows[task_id]
-        out.append(f'<details data-task-id="{html.escape(task_id)}"><summary style="color:{COLORS["failed"]}">'
-                   f'✘ {html.escape(row.name)}: {html.escape(row.error_line[:200])}</summary>'
-                   f'<pre style="white-space:pre-wrap;margin:0 0 0 16px">{html.escape(error)}</pre></details>')
-    if len(errors) > limit:
-        out.append(f"<div>… and {len(errors) - limit} more failed tasks "
-                   f"(<code>run.frame()</code> has every error)</div>")
+    out = [f'<div class="apflow-errors" style="{FONT};margin-top:4px">']
+    for task_id, key, line, error in frame.failures:
+        out.append(f'<details data-task-id="{esc(task_id)}" data-key="{esc(key)}"><summary style="cursor:pointer">'
+                   f'<span style="color:{css_color(FAILED)}">{icon(FAILED)}</span> {esc(key)}: {esc(line[:300])}'
+                   f'</summary><pre style="white-space:pre-wrap;margin:0 0 4px 18px;text-align:left">{esc(error)}'
+                   f'</pre></details>')
+    if frame.more_failures:
+        out.append(f'<div style="{MUTED}">… and {frame.more_failures} more failed tasks '
+                   f'(<code>run.frame()</code> has every error)</div>')
     out.append("</div>")
     return "".join(out)
 
 
+def frame_html(frame: Frame) -> str:
+    """The whole view as static HTML (a finished run's frame, or the live HTML fallback)."""
+    note = f'<div style="{MUTED}">{esc(frame.note)}</div>' if frame.note else ""
+    return (f'<div class="apflow-run" data-root-id="{esc(frame.root_id)}" data-status="{esc(frame.status)}" '
+            f'data-final="{"1" if frame.final else "0"}" style="{FONT};text-align:left;line-height:normal">'
+            + head_html(frame)
+            + f'<div class="apflow-scroll" style="max-height:{TABLE_PX + ROW_PX}px;overflow:auto">'
+            + table_html(frame) + "</div>" + note + failures_html(frame) + "</div>")
+
+
 def render_html(state: RunState, max_rows: int = 100, start: int | None = None) -> str:
-    """A header (counts, overall bar) and a table with one row per task (at most ``max_rows``)."""
-    return (f'<div class="apflow-run" data-root-id="{html.escape(state.root_id)}" data-status="{state.status}">'
-            + render_header_html(state) + render_rows_html(state, max_rows, start=start) + "</div>")
+    """The view of ``state`` as static HTML: header, groups, at most ``max_rows`` task rows, failures."""
+    return frame_html(build_frame(state, max_rows, start=start))

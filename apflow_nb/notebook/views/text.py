@@ -1,11 +1,13 @@
-"""Plain-text drawing of a RunState: the ``text/plain`` repr and the terminal progress line."""
+"""Plain-text drawing of a Frame: the ``text/plain`` repr and the terminal progress line."""
 from __future__ import annotations
 
 import sys
 import time
 from typing import TextIO
 
-from apflow_nb.notebook.progress import ICONS, RunState
+from apflow_nb.analysis.palette import icon
+from apflow_nb.notebook.progress import RunState
+from apflow_nb.notebook.views.frame import Frame, Mark, build_frame
 
 
 def bar(fraction: float, width: int = 20) -> str:
@@ -14,36 +16,37 @@ def bar(fraction: float, width: int = 20) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}s"
-
-
-def render_text(state: RunState, max_rows: int = 100, start: int | None = None) -> str:
-    """A header line and one indented line per task (at most ``max_rows``, see RunState.visible)."""
-    lines = [f"apflow run {state.root_id[:8]}  {bar(state.progress)}  {state.summary()}"]
-    if state.error:
-        lines.append(f"error: {state.error}")
-    now = time.time()
-    hidden = 0
-    for item in state.visible(max_rows, start):
-        if isinstance(item, int):
-            hidden += item
-            lines.append(f"  ⋯ {item} task{'s' if item != 1 else ''} not shown")
+def frame_text(frame: Frame) -> str:
+    """A header line, group lines, then one line per task: ``✘ bad [tick] failed 40% 1.2s — ValueError: x``."""
+    lines = [f"apflow run {frame.root_key}  {bar(frame.progress)}  {frame.headline}"]
+    lines += [f"  {bar(g.progress, 10)} {g.line}" for g in frame.groups]
+    if frame.more_groups:
+        lines.append(f"  … and {frame.more_groups} more executors")
+    if frame.error:
+        lines.append(f"error: {frame.error}")
+    for line in frame.lines:
+        if isinstance(line, Mark):
+            lines.append(f"  {line.text}" if line.kind == "gap" else f"-- {line.text}")
             continue
-        line = (f"{'  ' * item.depth}{ICONS.get(item.status, '?')} {item.name} [{item.executor}] {item.status}"
-                f" {item.progress:.0%} {_seconds(item.elapsed(now))}").rstrip()
-        if item.error:
-            line += f" — {item.error_line[:120]}"
-        lines.append(line)
-    if hidden:
-        lines.append(f"{state.total - hidden} of {state.total} tasks shown; run.frame() lists them all")
-    if state.blocked:
-        lines.append(f"note: {state.blocked}")
+        text = (f"{'  ' * line.depth}{icon(line.status)} {line.key} [{line.executor}] {line.words}"
+                f" {line.progress:.0%} {line.seconds.replace(' ', '')}").rstrip()
+        if line.note:
+            text += f" — {line.note[:120]}"
+        lines.append(text)
+    if frame.note:
+        lines.append(frame.note)
+    if frame.blocked:
+        lines.append(f"note: {frame.blocked}")
     return "\n".join(lines)
 
 
+def render_text(state: RunState, max_rows: int = 100, start: int | None = None) -> str:
+    """The view of ``state`` as text: a header, group lines and at most ``max_rows`` task lines."""
+    return frame_text(build_frame(state, max_rows, start=start))
+
+
 class TextLine:
-    """The compact progress line for terminals and scripts.
+    """The compact progress line for terminals and scripts (a Drawer).
 
     On a tty the line is redrawn in place with a carriage return (the LiveView already limits
     redraws to ~10 a second); otherwise (logs, CI, a pipe) a line is printed at most every
@@ -54,7 +57,7 @@ class TextLine:
         self._stream = stream
         self.every = every
         self.width = width
-        self._last = 0.0
+        self._last: float | None = None
         self._shown = ""
         self.lines = 0
 
@@ -67,18 +70,19 @@ class TextLine:
         return bool(getattr(self.stream, "isatty", lambda: False)())
 
     def draw(self, state: RunState, final: bool = False) -> None:
-        line = f"apflow {bar(state.progress)} {state.summary()}"
-        if final and state.counts.get("failed"):
-            first = next(iter(state.errors.items()), None)
-            if first:
-                line += f" — first failure: {state.rows[first[0]].name}: {state.rows[first[0]].error_line[:80]}"
+        """Write the line (in place on a tty; else at most every ``every`` seconds, and the final one)."""
+        frame = build_frame(state, 0)
+        line = f"apflow {bar(frame.progress)} {frame.headline}"
+        if final and frame.failures:
+            _, key, first, _ = frame.failures[0]
+            line += f" — first failure: {key}: {first[:80]}"
         if self.tty:
             shown = line if final else line[: self.width]
             self.stream.write("\r" + shown.ljust(len(self._shown)) + ("\n" if final else ""))
             self._shown = "" if final else shown
         else:
             now = time.monotonic()
-            if not final and now - self._last < self.every:
+            if not final and self._last is not None and now - self._last < self.every:
                 return
             self._last = now
             self.stream.write(line + "\n")
