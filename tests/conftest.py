@@ -74,13 +74,16 @@ def pg_server_url():
 
 @pytest.fixture
 def pg_url(pg_server_url):
-    """The PostgreSQL store, emptied for each test."""
+    """The PostgreSQL store, emptied for each test (every table whose name starts with apflow_)."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(pg_server_url)
     with engine.begin() as conn:
         conn.execute(text("SET lock_timeout = '30s'"))  # a leaked transaction fails here, it does not hang CI
-        conn.execute(text("DROP TABLE IF EXISTS apflow_tasks, apflow_task_events, apflow_meta CASCADE"))
+        tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                                   "AND tablename LIKE 'apflow\\_%'")).scalars().all()
+        if tables:  # every apflow_ table (tasks, events, meta, key catalog and any added later)
+            conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
     engine.dispose()
     dispose_engines()
     yield pg_server_url

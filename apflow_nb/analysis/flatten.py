@@ -69,7 +69,11 @@ class _Overflow(Exception):
         self.path = path
 
 
-def flatten(values: Sequence[Any], prefix: str) -> dict[str, list[Any]]:
+class Whole(dict):
+    """A dict kept whole in one column (a level the key catalog calls wide): flatten() does not spread it."""
+
+
+def flatten(values: Sequence[Any], prefix: str, rare_levels: set[str] | None = None) -> dict[str, list[Any]]:
     """Decoded values -> columns: ``[{"a": {"b": 1}}, 5, None]`` with prefix "result" gives
     ``{"result.a.b": [1, None, None], "result": [None, 5, None]}``.
 
@@ -80,9 +84,13 @@ def flatten(values: Sequence[Any], prefix: str) -> dict[str, list[Any]]:
     rare: dict[tuple[str, ...], frozenset[str]] = {}
     while True:  # usually once; once more for each level found to have too many keys
         try:
-            return _flatten(values, prefix, rare)
+            columns = _flatten(values, prefix, rare)
+            break
         except _Overflow as overflow:
             rare[overflow.path] = _rare_keys(values, overflow.path)
+    if rare_levels is not None:  # the levels whose rare keys stay together (named like their column)
+        rare_levels.update(".".join((prefix,) + path) for path, keys in rare.items() if keys)
+    return columns
 
 
 def _flatten(values: Sequence[Any], prefix: str, rare: dict[tuple[str, ...], frozenset[str]]) -> dict[str, list[Any]]:

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from apflow_nb.core.storage.key_catalog import catalog_for
 from apflow_nb.core.storage.sqlalchemy.models import task_events
 
 logger = logging.getLogger("apflow_nb.persistence")
@@ -34,6 +35,8 @@ class StateWriter:
         self._pending: dict[str, dict[str, Any]] = {}
         self._events: list[dict[str, Any]] = []
         self._progress_events: dict[str | None, dict[str, Any]] = {}
+        self._keys: list[dict[str, str]] = []  # new key catalog rows
+        self.catalog = catalog_for(session.get_bind())
         self._handle: asyncio.TimerHandle | None = None
         self._statements: dict[tuple[str, ...], Any] = {}
         self.flushes = 0
@@ -63,6 +66,13 @@ class StateWriter:
         else:
             self._events.append(row)
         self._schedule()
+
+    def observe_keys(self, executor_id: str, inputs: Any, result: Any) -> None:
+        """Record the keys of a task's inputs and (completed) result in the key catalog at the next flush."""
+        rows = self.catalog.observe(executor_id, inputs, result)
+        if rows:
+            self._keys.extend(rows)
+            self._schedule()
 
     def _schedule(self) -> None:
         if self._handle is None:
@@ -102,10 +112,11 @@ class StateWriter:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if not self._pending and not self._events and not self._progress_events:
+        if not self._pending and not self._events and not self._progress_events and not self._keys:
             return
         pending, self._pending = self._pending, {}
         events, self._events = self._events, []
+        new_keys, self._keys = self._keys, []
         if self._progress_events:
             events.extend(self._progress_events.values())
             self._progress_events = {}
@@ -124,25 +135,29 @@ class StateWriter:
                     conn.execute(self._statement(keys), rows)
                 if events:
                     conn.execute(insert(task_events), events)
+                if new_keys:
+                    self.catalog.write(conn, new_keys)
                 self.session.commit()
                 break
             except OperationalError as exc:
                 self.session.rollback()
                 attempt += 1
                 if attempt > retries or "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
-                    self._restore(pending, events)
+                    self._restore(pending, events, new_keys)
                     raise
                 time.sleep(min(0.05 * 2 ** attempt, 1.0))
             except Exception:
                 self.session.rollback()
-                self._restore(pending, events)
+                self._restore(pending, events, new_keys)
                 raise
         self.flushes += 1
         self.rows_written += len(pending)
         self.events_written += len(events)
 
-    def _restore(self, pending: dict[str, dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    def _restore(self, pending: dict[str, dict[str, Any]], events: list[dict[str, Any]],
+                 keys: list[dict[str, str]] = ()) -> None:
         self._events[:0] = events
+        self._keys[:0] = keys
         for task_id, values in pending.items():
             newer = self._pending.get(task_id)
             merged = dict(values)

@@ -584,6 +584,7 @@ class TaskManager:
         if error:
             data = dict(data or (), error=error)
         self._change(s, status, values, _FINAL_EVENT[status], data)
+        self.writer.observe_keys(executor_id_of(s.task), s.task.inputs, result if status == COMPLETED else None)
         self._settled(s)
 
     def _finish_unstarted(self, s: _TaskState, status: str, reason: str, error_type: str | None = None,
