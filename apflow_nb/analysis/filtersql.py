@@ -150,6 +150,9 @@ def _compare(cmp: Compare, fields: StoreFields, expression: str) -> Any:
 def _check_value(cmp: Compare, value: Any, expression: str) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
         raise WhereError(f"{value} is outside the 64-bit integer range stores can compare", expression, cmp.position)
+    if isinstance(value, str) and "\x00" in value:
+        raise WhereError("a string cannot contain a NUL character (PostgreSQL text cannot hold one)", expression,
+                         cmp.position)
     if isinstance(value, float) and not math.isfinite(value):
         raise WhereError(f"{value} cannot be compared (not a finite number)", expression, cmp.position)
 

@@ -51,8 +51,12 @@ class Request:
 
     @property
     def sql_order(self) -> bool:
-        """Rows are ordered (and cut) in SQL: order_by, or limit/offset without a root_id (tree order)."""
-        return bool(self.order) or (self.root_id is None and (self.limit is not None or self.offset is not None))
+        """Rows are ordered (and cut) in SQL: with order_by, and without a root_id (tree order) when some rows
+        are cut (limit, offset) or the frame lacks created_at to sort by (columns=)."""
+        if self.order:
+            return True
+        return self.root_id is None and (self.limit is not None or self.offset is not None or
+                                         self.columns is not None)
 
 
 @dataclass
@@ -76,7 +80,7 @@ def selection_for(request: Request, tbl: Any, custom: Sequence[tuple[str, str]])
     for ref in request.columns:
         if ref.column in ("inputs", "result") or kinds.get(ref.column) == "json":
             json[f"j{len(json)}"] = (ref.column, ref.path)
-            if ref.column == "result" and not ref.path:
+            if ref.column == "result":
                 needed.append("status")  # a failed task's result loses the engine's error keys
             continue
         for need in NEEDS.get(ref.column, (ref.column,)):

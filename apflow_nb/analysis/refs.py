@@ -65,10 +65,12 @@ def parse_ref(text: str, argument: str) -> Ref:
 
 def parse(text: str, argument: str) -> ast.Expression:
     """``text`` as a Python expression, with a WhereError (position included) for a syntax error."""
+    wrap = "\n" in text  # in parentheses, so an expression may span lines (positions move back by the "(")
     try:
-        return ast.parse(text, mode="eval")
+        tree = ast.parse("(" + text + "\n)" if wrap else text, mode="eval")
     except SyntaxError as exc:
-        position = _position(text, exc.lineno or 1, (exc.offset or 1) - 1)
+        lineno = exc.lineno or 1
+        position = _position(text, lineno, (exc.offset or 1) - 1 - (wrap and lineno == 1))
         hint = ""
         word = text[position:].split(".")[0].split()[0] if text[position:].strip() else ""
         import keyword
@@ -78,6 +80,10 @@ def parse(text: str, argument: str) -> ast.Expression:
         raise WhereError(f"not a valid expression: {exc.msg}{hint}", text, position, argument) from None
     except ValueError as exc:  # e.g. a NUL character
         raise WhereError(f"not a valid expression: {exc}", text, None, argument) from None
+    for node in ast.walk(tree) if wrap else ():
+        if getattr(node, "lineno", None) == 1:
+            node.col_offset -= 1
+    return tree
 
 
 def describe(node: ast.AST) -> str:
@@ -88,7 +94,9 @@ def describe(node: ast.AST) -> str:
              ast.GeneratorExp: "a comprehension", ast.Dict: "a dict", ast.NamedExpr: "an assignment",
              ast.Await: "await", ast.JoinedStr: "an f-string", ast.Slice: "a slice", ast.Constant: "a literal",
              ast.Compare: "a comparison", ast.BoolOp: "and/or", ast.UnaryOp: "an operator",
-             ast.List: "a list", ast.Tuple: "a tuple", ast.Set: "a set"}
+             ast.List: "a list", ast.Tuple: "a tuple", ast.Set: "a set",
+             ast.Attribute: "an attribute of something that is not a column",
+             ast.Subscript: "a subscript of something that is not a column"}
     for kind, name in names.items():
         if isinstance(node, kind):
             return name

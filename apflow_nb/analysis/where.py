@@ -94,10 +94,16 @@ class _Reader:
             raise self.fail(f"the operator {_symbol(node.op)!r} is not supported; use and, or, not, "
                             f"==, !=, <, <=, >, >=, in, not in, is None, is not None", node)
         if isinstance(node, ast.BinOp):
-            raise self.fail(f"arithmetic ({_symbol(node.op)}) is not supported: compare a column with a "
-                            f"literal value", node)
+            raise self.binop(node)
         raise self.fail(f"{describe(node)} is not allowed here: write comparisons joined with and / or / not",
                         node)
+
+    def binop(self, node: ast.BinOp) -> WhereError:
+        if isinstance(node.op, (ast.BitAnd, ast.BitOr)):
+            word = "and" if isinstance(node.op, ast.BitAnd) else "or"
+            return self.fail(f"use '{word}' instead of '{_symbol(node.op)}' (Python syntax, not pandas')", node)
+        return self.fail(f"arithmetic ({_symbol(node.op)}) is not supported: compare a column with a literal "
+                         f"value", node)
 
     def compare(self, node: ast.Compare) -> Node:
         parts, left = [], node.left
@@ -109,6 +115,9 @@ class _Reader:
     def one(self, left: ast.AST, op: str | None, right: ast.AST, whole: ast.Compare) -> Compare:
         if op is None:  # pragma: no cover - every ast comparison operator is in OPS
             raise self.fail("unsupported comparison operator", whole)
+        for side in (left, right):
+            if isinstance(side, ast.BinOp):
+                raise self.binop(side)
         left_is_ref, right_is_ref = _is_ref(left), _is_ref(right)
         if left_is_ref and right_is_ref:
             raise self.fail("compare a column with a literal value (two columns cannot be compared)", whole)
@@ -153,6 +162,8 @@ class _Reader:
                             f"True, False or None", node)
         if _is_ref(node):
             raise self.fail("compare a column with a literal value (two columns cannot be compared)", node)
+        if isinstance(node, ast.BinOp):
+            raise self.binop(node)
         raise self.fail(f"{describe(node)} is not a literal: use a string, number, True, False or None", node)
 
 
