@@ -95,7 +95,8 @@ def _schema_names(entry: Any) -> list[str]:
 
 def rebuild_key_catalog(store: Any = None) -> int:
     """Fill the key catalog from every stored task (once, for a store written before the catalog existed, or
-    by other writers than the engine) and return how many rows it added. Idempotent; a write, unlike history()."""
+    by other writers than the engine) and return how many catalog rows it added. Idempotent; it writes to the
+    store, which history() never does, so it is a call of its own."""
     from apflow_nb.analysis.flatten import decode_all
     from apflow_nb.analysis.query import executor_column, json_column
     from apflow_nb.analysis.stores import TASKS, resolve_engine, table_of
@@ -125,6 +126,5 @@ def rebuild_key_catalog(store: Any = None) -> int:
             for (executor, status, _, _), inp, res in zip(chunk, inputs, results):
                 new += catalog.observe(executor, inp, res if status == "completed" else None)
             if new:
-                conn.execute(insert_ignoring(engine.dialect.name), new)
-                added += len(new)
+                added += max(conn.execute(insert_ignoring(engine.dialect.name), new).rowcount, 0)
     return added

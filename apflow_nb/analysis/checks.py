@@ -41,10 +41,8 @@ def texts(function: str, argument: str, value: Any, what: str = "a string",
     if allowed is not None:
         unknown = [v for v in items if v not in allowed]
         if unknown:
-            raise FilterError(function, argument, value,
-                              f"{expected}; {unknown[0]!r} is not one of them (other stored values: "
-                              f"where=\"{argument if argument != 'types' else 'event_type'} == '...'\")"
-                              if function == "history" else f"{expected}; {unknown[0]!r} is not one of them")
+            other = f" (other stored values: where=\"{argument} == '...'\")" if function == "history" else ""
+            raise FilterError(function, argument, value, f"{expected}; {unknown[0]!r} is not one of them{other}")
     return items
 
 

@@ -18,8 +18,7 @@ class FilterError(HistoryQueryError, TypeError):
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        super().__init__(f"{function}({argument}={shown}): {argument} must be {expected}; "
-                         f"got a {type(value).__name__}")
+        super().__init__(f"{function}({argument}={shown}): {argument} must be {expected}")
 
 
 class WhereError(HistoryQueryError):
