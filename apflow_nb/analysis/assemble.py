@@ -51,12 +51,12 @@ def error_columns(statuses: Sequence[Any], errors: Sequence[Any], results: list[
     return messages, kinds, tracebacks
 
 
-def keep_whole(values: list[Any], executors: Sequence[Any], wide: dict[str, list[tuple[str, ...]]]) -> None:
-    """Wrap each wide level of a row's dict (per its executor) in ``Whole`` so flatten() keeps it as one value."""
-    if not wide:
-        return
-    for i, executor in enumerate(executors):
-        paths = wide.get(executor)
+def keep_whole(values: list[Any], rows: Sequence[int], executors: Sequence[Any],
+               wide: dict[str, list[tuple[str, ...]]]) -> None:
+    """Wrap each wide level of a row's dict (per its executor) in ``Whole`` so flatten() keeps it as one value;
+    ``rows`` are the positions whose executor has wide levels."""
+    for i in rows:
+        paths = wide.get(executors[i])
         value = values[i]
         if paths is None or type(value) is not dict:
             continue
@@ -85,14 +85,20 @@ def flatten_stable(inputs: list[Any], results: list[Any], executors: Sequence[An
     schemas name for the covered executors (all None where no row has a value)."""
     n = len(executors)
     columns: dict[str, list[Any]] = {}
+    with_wide = {e for e, s in shapes.items() if s.wide["inputs"] or s.wide["result"]}
+    rows = [i for i, e in enumerate(executors) if e in with_wide] if with_wide else []
     for prefix, values in (("inputs", inputs), ("result", results)):
         wide = {e: sorted(s.wide[prefix], key=len) for e, s in shapes.items() if s.wide[prefix]}
-        keep_whole(values, executors, wide)
+        if wide:
+            keep_whole(values, rows, executors, wide)
         rare: set[str] = set()
         flat = flatten(values, prefix, rare)
         whole_names = {column_name(prefix, p) for paths in wide.values() for p in paths}
         for name in whole_names.intersection(flat):
-            flat[name] = [dict(v) if type(v) is Whole else v for v in flat[name]]
+            column = flat[name]
+            for i in rows:
+                if type(column[i]) is Whole:
+                    column[i] = dict(column[i])
         known = [column_name(prefix, p) for e in covered if e in shapes for p in shapes[e].columns(prefix)]
         if prefix == "inputs":
             known += [column_name(prefix, (k,)) for e in covered for k in declared.get(e, ())]

@@ -116,7 +116,7 @@ def rebuild_key_catalog(store: Any = None) -> int:
         if tbl is None:
             return 0
         c = tbl.c
-        query = select(executor_column(c), c.status, json_column(engine, c.inputs, "inputs"),
+        query = select(executor_column(c, engine.dialect.name), c.status, json_column(engine, c.inputs, "inputs"),
                        json_column(engine, c.result, "result"))
         rows = conn.execute(query).all()
         for i in range(0, len(rows), 10_000):

@@ -43,7 +43,7 @@ class StoreFields:
         self.dialect, self.tbl = dialect, tbl
         c = tbl.c
         fields = [Field("task_id", c.id, TEXT), Field("parent_id", c.parent_id, TEXT), Field("name", c.name, TEXT),
-                  Field("executor", executor_column(c), TEXT), Field("status", c.status, TEXT),
+                  Field("executor", executor_column(c, dialect), TEXT), Field("status", c.status, TEXT),
                   Field("priority", c.priority, INT), Field("user_id", c.user_id, TEXT),
                   Field("progress", c.progress, FLOAT),
                   Field("key", func.coalesce(c.key, c.id) if "key" in c else c.id, TEXT),

@@ -102,8 +102,16 @@ def _flatten(values: Sequence[Any], prefix: str, rare: dict[tuple[str, ...], fro
             if value:
                 _fill(value, root, columns, i, n)
         elif value is not None:
-            columns.setdefault(prefix, [None] * n)[i] = value
+            _column(columns, prefix, n)[i] = value
     return columns
+
+
+def _column(columns: dict[str, list[Any]], name: str, n: int) -> list[Any]:
+    """The column ``name``, made (all None) the first time: never a new list per value."""
+    column = columns.get(name)
+    if column is None:
+        column = columns[name] = [None] * n
+    return column
 
 
 def _node(name: str, path: tuple[str, ...], rare: dict[tuple[str, ...], frozenset[str]]) -> list[Any]:
@@ -119,7 +127,7 @@ def _fill(value: dict[str, Any], node: list[Any], columns: dict[str, list[Any]],
         if len(value) > MAX_KEYS:  # before allocating columns for its keys
             raise _Overflow(path)
     elif rare and rare.issuperset(value):  # only rare keys (results keyed by task id): kept whole
-        columns.setdefault(name, [None] * n)[i] = value
+        _column(columns, name, n)[i] = value
         return
     leftover = None
     for key, item in value.items():
@@ -142,10 +150,10 @@ def _fill(value: dict[str, Any], node: list[Any], columns: dict[str, list[Any]],
             continue
         column = entry[2]
         if column is None:
-            column = entry[2] = columns.setdefault(entry[0], [None] * n)
+            column = entry[2] = _column(columns, entry[0], n)
         column[i] = item
     if leftover is not None:
-        columns.setdefault(name, [None] * n)[i] = leftover
+        _column(columns, name, n)[i] = leftover
 
 
 def _rare_keys(values: Sequence[Any], path: tuple[str, ...]) -> frozenset[str]:

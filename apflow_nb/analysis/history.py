@@ -114,7 +114,7 @@ def _history(store: Any, request: Request) -> Any:
             return rows.empty(request, custom, conn=conn)
         built = rows.frame_columns(conn, fetched, request, custom)
     frame = f.build(built)
-    if request.root_id is None and not request.sql_order:
+    if request.root_id is None and not request.sql_order and not fetched.sorted:
         frame = f.newest_first(frame)
     return frame
 

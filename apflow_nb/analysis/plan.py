@@ -103,7 +103,7 @@ def select_items(engine: Engine, tbl: Any, fields: StoreFields, selection: Selec
         if name == "key":
             items.append(fields.fields["key"].expr.label("key"))
         elif name == "executor":
-            items.append(q.executor_column(c).label("executor"))
+            items.append(fields.fields["executor"].expr.label("executor"))
         elif name == "progress":
             items.append(q.number_column(engine, c.progress, "progress"))
         elif name in TIMES:
@@ -130,7 +130,7 @@ def conditions(engine: Engine, tbl: Any, fields: StoreFields, request: Request) 
     if request.status is not None:
         where.append(c.status.in_(request.status))
     if request.executor is not None:
-        where.append(q.executor_column(c).in_(request.executor))
+        where.append(fields.fields["executor"].expr.in_(request.executor))
     if request.user_id is not None:
         where.append(c.user_id.in_(request.user_id))
     if request.since is not None:

@@ -79,12 +79,24 @@ def time_bound(engine: Engine, col: Any, value: datetime, op: str) -> Any:
     return lhs >= rhs if op == ">=" else lhs < rhs
 
 
-def executor_column(c: Any) -> Any:
+def executor_column(c: Any, dialect: str = "") -> Any:
     """Which executor ran the task, as core's ``executor_id_of``: params.executor_id, else
-    schemas.method, else the name (empty strings count as missing)."""
-    by_params = func.nullif(type_coerce(c.params, JSON)["executor_id"].as_string(), "")
-    by_method = func.nullif(type_coerce(c.schemas, JSON)["method"].as_string(), "")
-    return func.coalesce(by_params, by_method, c.name)
+    schemas.method, else the name (empty strings count as missing). The JSON paths are literals, so the
+    same expression in an index (``apflow_nb.index(store, "executor")``) serves the filter."""
+    from apflow_nb.analysis.jsonsql import sql_string
+
+    if dialect == "sqlite":
+        by_params = func.json_extract(c.params, sql_string('$."executor_id"'))
+        by_method = func.json_extract(c.schemas, sql_string('$."method"'))
+    elif dialect == "postgresql":
+        by_params = c.params.op("->>")(sql_string("executor_id"))
+        by_method = c.schemas.op("->>")(sql_string("method"))
+    else:
+        by_params = type_coerce(c.params, JSON)["executor_id"].as_string()
+        by_method = type_coerce(c.schemas, JSON)["method"].as_string()
+    empty = sql_string("")  # a literal, not a parameter: an index on this expression must match it exactly
+    return func.coalesce(func.nullif(type_coerce(by_params, String), empty),
+                         func.nullif(type_coerce(by_method, String), empty), c.name)
 
 
 def newest_first(tbl: Any) -> tuple[Any, Any]:

@@ -23,6 +23,29 @@ class Fetched:
     depth: list[int] | None = None
     roots: list[Any] | None = None
     json: dict[str, tuple[str, tuple[Any, ...]]] = field(default_factory=dict)
+    sorted: bool = False  # rows already newest first
+
+
+def _newest_first(cols: dict[str, Any]) -> bool:
+    """Put rows newest first in place when the store returned them in creation order (or its reverse) with no
+    two tasks created at the same time, the usual case; False leaves the sort to frame.newest_first."""
+    created = cols["created_at"]
+    if not created or any(v is None for v in created):
+        return False
+    kind = type(created[0])
+    if kind is str:
+        width = len(created[0])  # one fixed-width ISO form: text order is time order
+        if any(type(v) is not str or len(v) != width for v in created):
+            return False
+    elif kind is not int or any(type(v) is not int for v in created):
+        return False
+    if all(a > b for a, b in zip(created, created[1:])):
+        return True
+    if all(a < b for a, b in zip(created, created[1:])):
+        for name, values in cols.items():
+            cols[name] = values[::-1]
+        return True
+    return False
 
 
 def fetch(conn: Any, engine: Any, tbl: Any, fields: Any, request: Request,
@@ -39,6 +62,8 @@ def fetch(conn: Any, engine: Any, tbl: Any, fields: Any, request: Request,
     cols = dict(zip(keys, zip(*fetched)))  # one tuple per column
     del fetched
     out = Fetched(cols, len(cols["id"]), json=selection.json)
+    if request.root_id is None and not request.sql_order:
+        out.sorted = _newest_first(cols)
     if "parent_id" in cols:
         parents = dict(zip(cols["id"], cols["parent_id"]))
         fetch_missing_ancestors(conn, tbl, parents)
