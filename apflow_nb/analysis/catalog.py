@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
-from apflow_nb.core.storage.key_catalog import (KINDS, TABLE_NAME, WIDE, KeyCatalog, decode_path, insert_ignoring,
-                                                 key_catalog)
+from apflow_nb.core.storage.key_catalog import KINDS, TABLE_NAME, WIDE, KeyCatalog, insert_ignoring, key_catalog
 
 BATCH = 500
 
@@ -25,18 +24,28 @@ class Shapes:
     leaves: dict[str, set[tuple[str, ...]]] = field(default_factory=lambda: {k: set() for k in KINDS})
     wide: dict[str, set[tuple[str, ...]]] = field(default_factory=lambda: {k: set() for k in KINDS})
 
+    memo: dict[str, list[tuple[str, ...]]] = field(default_factory=dict, repr=False)
+
     def columns(self, kind: str) -> list[tuple[str, ...]]:
         """The column paths of ``kind``: wide levels, and leaves not under a wide level."""
-        wide = self.wide[kind]
-        out = set(wide)
-        for path in self.leaves[kind]:
-            if not any(path[:i] in wide for i in range(len(path) + 1)):
-                out.add(path)
-        return sorted(out)
+        known = self.memo.get(kind)
+        if known is None:
+            wide = self.wide[kind]
+            out = set(wide)
+            for path in self.leaves[kind]:
+                if not any(path[:i] in wide for i in range(len(path) + 1)):
+                    out.add(path)
+            known = self.memo[kind] = sorted(out)
+        return known
+
+
+_cache: dict[tuple[str, str], tuple[int, dict[str, Shapes]]] = {}
 
 
 def read_catalog(conn: Connection, executors: Iterable[str]) -> dict[str, Shapes]:
-    """The catalog's rows for ``executors`` (empty when the store has no catalog table)."""
+    """The catalog's rows for ``executors`` (empty when the store has no catalog table). The catalog only
+    grows, so what was read is kept per store and executor set until the table's row count changes."""
+    from apflow_nb.analysis.flatten import decode
     from apflow_nb.analysis.stores import table_of
 
     wanted = sorted({e for e in executors if e is not None})
@@ -44,13 +53,21 @@ def read_catalog(conn: Connection, executors: Iterable[str]) -> dict[str, Shapes
     if not wanted or table_of(conn, TABLE_NAME) is None:
         return found
     c = key_catalog.c
+    count = conn.execute(select(func.count()).select_from(key_catalog)).scalar()
+    key = (repr(conn.engine.url), "\x00".join(wanted))
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == count:
+        return cached[1]
     for i in range(0, len(wanted), BATCH):
         rows = conn.execute(select(c.executor, c.kind, c.path, c.shape).where(c.executor.in_(wanted[i:i + BATCH])))
         for executor, kind, path, shape in rows:
             if kind not in KINDS:
                 continue
             shapes = found.setdefault(executor, Shapes())
-            (shapes.wide if shape == WIDE else shapes.leaves)[kind].add(decode_path(path))
+            (shapes.wide if shape == WIDE else shapes.leaves)[kind].add(tuple(decode(path)))
+    if len(_cache) > 256:
+        _cache.clear()
+    _cache[key] = (count, found)
     return found
 
 

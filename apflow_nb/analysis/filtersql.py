@@ -121,6 +121,21 @@ class StoreFields:
         return field
 
 
+_fields_cache: dict[tuple, tuple[Any, StoreFields]] = {}
+
+
+def store_fields(dialect: str, tbl: Any, custom: Sequence[tuple[str, str]]) -> tuple[Any, StoreFields]:
+    """(table, fields) for a reflected task table, the same objects again while its columns stay the same
+    (building the fields' SQL expressions costs more than a small query). Use the returned table."""
+    key = (dialect, tuple((col.name, repr(col.type)) for col in tbl.c))
+    found = _fields_cache.get(key)
+    if found is None:
+        if len(_fields_cache) > 64:
+            _fields_cache.clear()
+        found = _fields_cache[key] = (tbl, StoreFields(dialect, tbl, custom))
+    return found
+
+
 def _is_jsonb(col: Any) -> bool:
     return type(col.type).__name__.upper() == "JSONB"
 

@@ -96,7 +96,7 @@ def check_refs(request: Request, fields: Any) -> None:
 
 def _history(store: Any, request: Request) -> Any:
     from apflow_nb.analysis import frame as f
-    from apflow_nb.analysis.filtersql import StoreFields
+    from apflow_nb.analysis.filtersql import store_fields
     from apflow_nb.analysis import query as q, rows
 
     engine = resolve_engine(store)
@@ -107,7 +107,7 @@ def _history(store: Any, request: Request) -> Any:
         if tbl is None:
             return rows.empty(request, [])
         custom = [(col.name, q.kind_of(col.type)) for col in tbl.c if col.name not in q.STANDARD]
-        fields = StoreFields(engine.dialect.name, tbl, custom)
+        tbl, fields = store_fields(engine.dialect.name, tbl, custom)
         check_refs(request, fields)
         fetched = rows.fetch(conn, engine, tbl, fields, request, custom)
         if fetched is None:

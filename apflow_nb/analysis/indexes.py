@@ -20,13 +20,14 @@ from apflow_nb.analysis.stores import TASKS, resolve_engine, table_of
 
 def _fields(conn: Any, engine: Any) -> tuple[Any, Any, list[tuple[str, str]]]:
     from apflow_nb.analysis import query as q
-    from apflow_nb.analysis.filtersql import StoreFields
+    from apflow_nb.analysis.filtersql import store_fields
 
     tbl = table_of(conn, TASKS)
     if tbl is None:
         raise HistoryQueryError(f"the store has no {TASKS} table yet: run something first, then index it")
     custom = [(col.name, q.kind_of(col.type)) for col in tbl.c if col.name not in q.STANDARD]
-    return tbl, StoreFields(engine.dialect.name, tbl, custom), custom
+    tbl, fields = store_fields(engine.dialect.name, tbl, custom)
+    return tbl, fields, custom
 
 
 def index(store: Any, column: str) -> list[str]:
