@@ -73,9 +73,10 @@ def _name(text_: str) -> str:
     return f"ix_apflow_{readable}_{digest}".lower()
 
 
-def explain(store: Any = None, **history_kwargs: Any) -> str:
+def explain(store: Any = None, *, prefer_indexes: bool = False, **history_kwargs: Any) -> str:
     """The database's plan for the query ``history(store, **history_kwargs)`` runs (SQLite: EXPLAIN QUERY
-    PLAN, PostgreSQL: EXPLAIN), to check that a where= uses an index."""
+    PLAN, PostgreSQL: EXPLAIN), to check that a where= uses an index. ``prefer_indexes`` turns PostgreSQL's
+    sequential scans off for this plan (a small table is scanned whatever its indexes)."""
     from apflow_nb.analysis import plan as p
     from apflow_nb.analysis.history import check_refs, make_request
 
@@ -95,5 +96,7 @@ def explain(store: Any = None, **history_kwargs: Any) -> str:
             params: Any = tuple(compiled.params[k] for k in compiled.positiontup)
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
             return "\n".join(str(r[-1]) for r in rows)
+        if prefer_indexes:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         rows = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)
         return "\n".join(str(r[0]) for r in rows)
