@@ -12,7 +12,8 @@ from typing import Any, Iterable
 
 from sqlalchemy import Connection, func, select
 
-from apflow_nb.core.storage.key_catalog import KINDS, TABLE_NAME, WIDE, KeyCatalog, insert_ignoring, key_catalog
+from apflow_nb.core.storage.key_catalog import (KINDS, MAX_KEYS, TABLE_NAME, WIDE, KeyCatalog, insert_ignoring,
+                                                 key_catalog)
 
 BATCH = 500
 
@@ -27,13 +28,20 @@ class Shapes:
     memo: dict[str, list[tuple[str, ...]]] = field(default_factory=dict, repr=False)
 
     def columns(self, kind: str) -> list[tuple[str, ...]]:
-        """The column paths of ``kind``: wide levels, and leaves not under a wide level."""
+        """The column paths of ``kind``: wide levels, and leaves not under a wide level or under a level
+        with more than MAX_KEYS known keys (keys that vary per run, not yet called wide by the writer: the
+        rows' own values still become columns, but no empty columns are added for them)."""
         known = self.memo.get(kind)
         if known is None:
             wide = self.wide[kind]
+            children: dict[tuple[str, ...], set[str]] = {}
+            for path in self.leaves[kind]:
+                for i in range(len(path)):
+                    children.setdefault(path[:i], set()).add(path[i])
+            big = {level for level, keys in children.items() if len(keys) > MAX_KEYS} | set(wide)
             out = set(wide)
             for path in self.leaves[kind]:
-                if not any(path[:i] in wide for i in range(len(path) + 1)):
+                if not any(path[:i] in big for i in range(len(path))) and path not in wide:
                     out.add(path)
             known = self.memo[kind] = sorted(out)
         return known
