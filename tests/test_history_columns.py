@@ -15,7 +15,7 @@ from sqlalchemy import event, insert, inspect, text
 import apflow_nb
 from apflow_nb import BaseTask, ExecutableTask, TaskManager, create_session, executor_register
 from apflow_nb.analysis.catalog import rebuild_key_catalog
-from apflow_nb.core.storage.key_catalog import MAX_KEYS, KeyCatalog
+from apflow_nb.core.storage.key_catalog import MAX_KEYS, WIDE_AT, KeyCatalog
 from apflow_nb.core.storage.session import get_engine
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel
 
@@ -143,9 +143,13 @@ def test_wide_levels_are_decided_over_all_keys_seen():
     rows = [r for value in per_run for r in catalog.observe("agg", value, None)]
     assert sum(1 for r in rows if r["shape"] == "wide") == 1 and len(rows) <= 2 * MAX_KEYS + 1
     assert catalog.observe("agg", {"new-key": 1}, None) == []  # nothing below a wide level is recorded
-    metrics = {f"m{i}": i for i in range(3 * MAX_KEYS)}  # many keys, the same in every task: not wide
-    assert len(catalog.observe("eval", None, metrics)) == 3 * MAX_KEYS
+    metrics = {f"m{i}": i for i in range(100)}  # more than MAX_KEYS keys, the same in every task: not wide
+    assert len(catalog.observe("eval", None, metrics)) == 100
     assert catalog.observe("eval", None, dict(metrics)) == []
+    fan_in = {f"t{i}": {"y": i} for i in range(10_000)}  # one huge dict: wide after WIDE_AT keys
+    rows = catalog.observe("fan_in", fan_in, None)
+    assert len(rows) == WIDE_AT + 1 and rows[-1]["shape"] == "wide"
+    assert catalog.observe("fan_in", fan_in, None) == []
     assert catalog.observe("eval", None, [1, 2]) == [{"executor": "eval", "kind": "result", "path": "[]",
                                                        "shape": "leaf"}]
 
@@ -217,11 +221,11 @@ def test_rebuild_key_catalog_fills_it_once(tmp_path):
 
 
 def test_levels_with_many_keys_add_no_empty_columns(tmp_path):
-    """Two runs of an aggregating task (80 keys each, different per run) are not yet a wide level for the
-    writer, but a filtered frame must not get 160 empty columns for them."""
+    """Two runs of an aggregating task (50 keys each, different per run) are not yet a wide level for the
+    writer, but a filtered frame must not get 100 empty columns for them."""
     url = f"sqlite:///{tmp_path / 'agg.db'}"
     create_session(url).close()
-    insert_rows(url, [(f"agg{r}", "completed", {f"r{r}-{i}": {"y": i} for i in range(80)}, {"n": 80})
+    insert_rows(url, [(f"agg{r}", "completed", {f"r{r}-{i}": {"y": i} for i in range(50)}, {"n": 50})
                       for r in range(2)] + [("bad", "failed", {"r0-0": {"y": 0}}, None)])
     rebuild_key_catalog(url)
     failed = apflow_nb.history(url, status="failed")

@@ -12,8 +12,9 @@ failed and cancelled tasks hold the engine's error details, shown in history()'s
 keys from the top, as JSON text (``["opts", "timeout"]``; ``[]`` for a result that is not a dict); shape
 ``leaf`` (a value that is not a dict, or an empty dict, was stored there) or ``wide``: a dict level whose
 keys vary from task to task (results keyed by task id): once it has more than ``max(MAX_KEYS, 2 x the
-largest such dict seen)`` distinct keys it is recorded as one column holding the dict, and its keys are
-no longer recorded, so the catalog stays small.
+largest such dict seen)`` distinct keys, and at most ``WIDE_AT`` (128), it is recorded as one column
+holding the dict, and its keys are no longer recorded, so the catalog stays small (a fan-in over 10,000
+tasks adds a few hundred rows once, not 10,000).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from apflow_nb.core.storage.sqlalchemy.models import Base
 logger = logging.getLogger("apflow_nb.storage")
 TABLE_NAME = "apflow_result_keys"
 MAX_KEYS = 64
+WIDE_AT = 2 * MAX_KEYS  # distinct keys at which a level is wide, however large its dicts
 MAX_PATH = 500  # characters of a path's JSON text; deeper or longer paths are not recorded
 KINDS = ("inputs", "result")
 LEAF, WIDE = "leaf", "wide"
@@ -103,7 +105,7 @@ class KeyCatalog:
         for key, item in value.items():
             child = children.get(key)
             if child is None:
-                if len(children) >= max(MAX_KEYS, 2 * level.widest):
+                if len(children) >= min(max(MAX_KEYS, 2 * level.widest), WIDE_AT):
                     level.wide = True
                     rows.append(_row(executor, kind, path, WIDE))
                     return
