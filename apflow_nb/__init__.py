@@ -37,8 +37,9 @@ _LAZY: dict[str, str] = {
     "Event": "apflow_nb.core.events",
     "EventType": "apflow_nb.core.events",
     "subscribe": "apflow_nb.core.events",
-    "function_executor": "apflow_nb.executors.function",
+    "function_executor": "apflow_nb.core.base.function_task",
     "errors": "apflow_nb.core.errors",
+    "clear_cache": "apflow_nb.core.storage.cache",
     # notebook layer (imports IPython/ipywidgets only when used)
     "run": "apflow_nb.notebook.run",
     "Run": "apflow_nb.notebook.run",
@@ -102,4 +103,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from apflow_nb.core.tools.base import Tool
     from apflow_nb.core.tools.registry import get_tool
     from apflow_nb.core.types import TaskStatus, TaskTreeNode
-    from apflow_nb.executors.function import function_executor
+    from apflow_nb.core.base.function_task import function_executor

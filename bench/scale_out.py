@@ -67,7 +67,10 @@ def main() -> None:
         client = Client(cluster)
         client.run(lambda: None)  # workers up and warm
         try:
-            remote = asyncio.run(run_tree(client, args.tasks, args.ms, f"sqlite:///{tmp}/dask.db"))
+            from apflow_nb.distributed import DaskRunner
+
+            remote = asyncio.run(run_tree(DaskRunner.from_client(client), args.tasks, args.ms,
+                                          f"sqlite:///{tmp}/dask.db"))
         finally:
             client.close()
             cluster.close()

@@ -5,26 +5,18 @@ import pytest
 
 from apflow_nb.core.extensions.registry import get_registry
 from apflow_nb.core.storage.session import create_session, dispose_engines
-from apflow_nb.core.storage.sqlalchemy.models import set_task_model_class
+from apflow_nb.core.storage.sqlalchemy.models import restore_task_table
 
 
 @pytest.fixture(autouse=True)
 def _clean_registry():
     """Each test starts with only the built-in executors and no hooks, storages or tools, and with
     the task table as the base TaskModel defines it (custom models extend it process-wide)."""
-    from apflow_nb.core.storage.sqlalchemy.models import TaskModel
-
-    table = TaskModel.__table__
-    columns, indexes = set(table.columns.keys()), set(table.indexes)
     get_registry().clear()
-    set_task_model_class(None)
+    restore_task_table()
     yield
     get_registry().clear()
-    set_task_model_class(None)
-    for name in set(table.columns.keys()) - columns:
-        table._columns.remove(table.columns[name])
-    for index in set(table.indexes) - indexes:
-        table.indexes.discard(index)
+    restore_task_table()
 
 
 @pytest.fixture
@@ -74,15 +66,15 @@ def pg_server_url():
 
 @pytest.fixture
 def pg_url(pg_server_url):
-    """The PostgreSQL store, emptied for each test (every table whose name starts with apflow_)."""
+    """The PostgreSQL store, emptied for each test."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(pg_server_url)
     with engine.begin() as conn:
         conn.execute(text("SET lock_timeout = '30s'"))  # a leaked transaction fails here, it does not hang CI
         tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                                   "AND tablename LIKE 'apflow\\_%'")).scalars().all()
-        if tables:  # every apflow_ table (tasks, events, meta, key catalog and any added later)
+                                   "AND tablename LIKE 'apflow%'")).scalars().all()
+        if tables:
             conn.execute(text(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE"))
     engine.dispose()
     dispose_engines()

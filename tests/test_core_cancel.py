@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.waiting import until
 from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register
 
 
@@ -55,12 +56,14 @@ class Blocking(ExecutableTask):
         return {"done": True}
 
 
-async def start(manager, node):
+async def start(manager, node, running_tasks=1):
+    """Start the tree and wait until ``running_tasks`` of its tasks run."""
     running = asyncio.ensure_future(manager.distribute_task_tree(node))
-    await asyncio.sleep(0.05)
+    await until(lambda: sum(t.status == "in_progress" for t in node.tasks()) >= running_tasks)
     return running
 
 
+@pytest.mark.timing
 async def test_cancel_running_task_checker_and_cancel_called(manager):
     executor_register(Polite)
     Polite.cancel_calls = 0
@@ -75,6 +78,7 @@ async def test_cancel_running_task_checker_and_cancel_called(manager):
     assert stored_statuses(manager) == {task.id: "cancelled"}
 
 
+@pytest.mark.timing
 async def test_grace_period_then_asyncio_cancel(db):
     manager = TaskManager(db, cancel_grace_period=0.2)
     executor_register(Stubborn)
@@ -88,12 +92,12 @@ async def test_grace_period_then_asyncio_cancel(db):
     assert node["status"] == "cancelled" and "grace period" in node["result"]["message"]
 
 
+@pytest.mark.timing
 async def test_blocking_executor_cancelled_once_it_returns(manager):
     executor_register(Blocking)
     task = await manager.task_repository.create_task(name="blocking")
     running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
-    await asyncio.sleep(0.05)  # lands after the first blocking chunk
-    assert task.status == "in_progress"
+    await until(lambda: task.status == "in_progress")  # the first chunk has started
     t0 = time.perf_counter()
     out = await manager.cancel_task(task.id, grace_period=0.05)
     node = await running
@@ -148,8 +152,7 @@ async def test_interrupting_the_awaiting_coroutine_leaves_nothing_in_progress(ma
     node = TaskTreeNode(root)
     for k in kids:
         node.add_child(k)
-    running = await start(manager, node)
-    assert sum(1 for k in kids if k.status == "in_progress") == 50
+    running = await start(manager, node, running_tasks=50)
     running.cancel()  # what a kernel interrupt or run.cancel() does to the awaiting task
     with pytest.raises(asyncio.CancelledError):
         await running

@@ -5,6 +5,7 @@ import asyncio
 import time
 
 
+from tests.waiting import until
 from apflow_nb import ExecutableTask, TaskTreeNode, create_session, executor_register, subscribe
 from apflow_nb.core.events import Event, EventBus, EventType
 
@@ -81,10 +82,15 @@ async def test_progress_updates_stored_progress(manager):
     executor_register(Half)
     task = await manager.task_repository.create_task(name="half")
     running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
-    await asyncio.sleep(0.12)
-    other = create_session(str(manager.db.get_bind().url))
-    row = other.get(type(task), task.id)
-    assert (row.status, row.progress) == ("in_progress", 0.5)
+    other = create_session(manager.db.get_bind().url.render_as_string(hide_password=False))
+
+    def stored_midway():
+        other.expire_all()
+        row = other.get(type(task), task.id)
+        other.rollback()
+        return row is not None and (row.status, row.progress) == ("in_progress", 0.5)
+
+    await until(stored_midway)  # written while the task still runs (it sleeps 0.2 s after reporting)
     other.close()
     await running
     assert task.progress == 1.0

@@ -10,17 +10,8 @@ from pydantic import BaseModel
 
 from apflow_nb import BaseTask, ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register
 from apflow_nb.core.errors import CircularDependencyError, DuplicateTaskIdError, UnknownDependencyError
+from tests.trees import tasks_by_key, tree
 
-
-
-async def make_tree(manager, root_spec, children=()):
-    repo = manager.task_repository
-    root = await repo.create_task(**root_spec)
-    node = TaskTreeNode(root)
-    for spec in children:
-        child = await repo.create_task(parent_id=root.id, **spec)
-        node.add_child(TaskTreeNode(child))
-    return node
 
 
 def fresh_row(manager, task_id):
@@ -85,7 +76,7 @@ async def test_results_map_to_status(manager, basics):
 
 
 async def test_node_supports_item_and_attribute_access(manager, basics):
-    node = await make_tree(manager, {"name": "const", "inputs": {"value": 7}})
+    node = await tree(manager, {"name": "const", "inputs": {"value": 7}})
     node = await manager.distribute_task_tree(node)
     assert node["status"] == node.status == "completed"
     assert node["result"] == node.result == {"value": 7}
@@ -111,11 +102,11 @@ async def test_inputs_validated_before_execute(manager):
             return {"count": inputs["count"]}
 
     executor_register(Strict)
-    bad = await make_tree(manager, {"name": "strict", "inputs": {"count": "many"}})
+    bad = await tree(manager, {"name": "strict", "inputs": {"count": "many"}})
     bad = await manager.distribute_task_tree(bad)
     assert bad["status"] == "failed" and calls == []
     assert "inputs.data: Field required" in bad["error"] and "inputs.count" in bad["error"]
-    good = await manager.distribute_task_tree(await make_tree(manager, {"name": "strict", "inputs": {"data": "x"}}))
+    good = await manager.distribute_task_tree(await tree(manager, {"name": "strict", "inputs": {"data": "x"}}))
     assert good["result"] == {"count": 10} and calls[0]["count"] == 10
 
 
@@ -131,18 +122,13 @@ async def test_dependency_results_flow_into_inputs(manager, basics):
             return {"got": inputs["value"], "keys": sorted(inputs)}
 
     executor_register(Typed)
-    repo = manager.task_repository
-    root = await repo.create_task(name="collect", id="root")
-    a = await repo.create_task(name="const", id="a", parent_id="root", inputs={"value": 5})
-    b = await repo.create_task(name="const", id="b", parent_id="root", inputs={"value": [1, 2]})
-    typed = await repo.create_task(name="typed", id="typed", parent_id="root", dependencies=["a"])
-    keyed = await repo.create_task(name="collect", id="keyed", parent_id="root", dependencies=["a", "b"],
-                                   inputs={"own": 1})
-    await repo.update_task("root", dependencies=[{"id": "typed", "required": True}, {"id": "keyed"}])
-    tree = TaskTreeNode(root)
-    for t in (a, b, typed, keyed):
-        tree.add_child(TaskTreeNode(t))
-    await manager.distribute_task_tree(tree)
+    node = await tree(manager, {"name": "collect", "id": "root", "dependencies": ["typed", "keyed"]},
+                      {"name": "const", "id": "a", "inputs": {"value": 5}},
+                      {"name": "const", "id": "b", "inputs": {"value": [1, 2]}},
+                      {"name": "typed", "id": "typed", "dependencies": ["a"]},
+                      {"name": "collect", "id": "keyed", "dependencies": ["a", "b"], "inputs": {"own": 1}})
+    typed, keyed = tasks_by_key(node)["typed"], tasks_by_key(node)["keyed"]
+    await manager.distribute_task_tree(node)
     # a schema with matching field names: the fields are copied in
     assert typed.result == {"got": 5, "keys": ["a" if False else "value"]}
     # no schema: whole results keyed by dependency id, own inputs kept
@@ -168,11 +154,8 @@ async def test_result_wrapped_in_result_dict_is_unwrapped(manager):
         return {"status": "completed", "result": {"total": 41}}
 
     executor_register(Consumer)
-    repo = manager.task_repository
-    p = await repo.create_task(name="producer", id="p")
-    c = await repo.create_task(name="consumer", id="c", parent_id="p", dependencies=["p"])
-    node = TaskTreeNode(p)
-    node.add_child(TaskTreeNode(c))
+    node = await tree(manager, {"name": "producer", "id": "p"}, {"name": "consumer", "id": "c", "dependencies": ["p"]})
+    c = tasks_by_key(node)["c"]
     await manager.distribute_task_tree(node)
     assert c.result == {"total_seen": 41}
 
@@ -185,15 +168,10 @@ async def test_failed_required_dependency_fails_dependents_without_running(manag
         ran.append(kw)
         return {"ok": True}
 
-    repo = manager.task_repository
-    root = await repo.create_task(name="tracked", id="root", dependencies=["mid"])
-    bad = await repo.create_task(name="boom", id="bad", parent_id="root")
-    mid = await repo.create_task(name="tracked", id="mid", parent_id="root", dependencies=["bad"])
-    opt = await repo.create_task(name="tracked", id="opt", parent_id="root",
-                                 dependencies=[{"id": "bad", "required": False}])
-    node = TaskTreeNode(root)
-    for t in (bad, mid, opt):
-        node.add_child(TaskTreeNode(t))
+    node = await tree(manager, {"name": "tracked", "id": "root", "dependencies": ["mid"]},
+                      {"name": "boom", "id": "bad"}, {"name": "tracked", "id": "mid", "dependencies": ["bad"]},
+                      {"name": "tracked", "id": "opt", "dependencies": [{"id": "bad", "required": False}]})
+    root, bad, mid, opt = (tasks_by_key(node)[k] for k in ("root", "bad", "mid", "opt"))
     await manager.distribute_task_tree(node)
     assert bad.status == "failed"
     assert mid.status == "failed" and "skipped: required dependency 'bad' failed" in mid.error and mid.result["error_type"] == "DependencyFailed"
@@ -218,29 +196,24 @@ async def test_optional_dependency_waits_for_final_state(manager):
         order.append(label)
         return {"saw": sorted(kw)}
 
-    repo = manager.task_repository
-    root = await repo.create_task(name="fast", id="r", inputs={"label": "dependent"},
-                                  dependencies=[{"id": "s", "required": False}])
-    s = await repo.create_task(name="slow", id="s", parent_id="r", inputs={"tag": "optional"})
-    node = TaskTreeNode(root)
-    node.add_child(TaskTreeNode(s))
+    node = await tree(manager, {"name": "fast", "id": "r", "inputs": {"label": "dependent"},
+                                "dependencies": [{"id": "s", "required": False}]},
+                      {"name": "slow", "id": "s", "inputs": {"tag": "optional"}})
+    root = node.task
     await manager.distribute_task_tree(node)
     assert order == ["optional", "dependent"]
     assert root.result == {"saw": ["s"]}
 
 
+@pytest.mark.timing
 async def test_ready_tasks_run_concurrently(manager):
     @executor_register
     async def nap() -> dict:
         await asyncio.sleep(0.1)
         return {}
 
-    repo = manager.task_repository
-    root = await repo.create_task(name="aggregate_results_executor", id="root")
-    kids = repo.create_tasks([{"name": "nap", "parent_id": "root"} for _ in range(100)])
-    node = TaskTreeNode(root)
-    for k in kids:
-        node.add_child(k)
+    node = await tree(manager, {"name": "aggregate_results_executor", "id": "root"},
+                      *({"name": "nap", "id": f"n{i}"} for i in range(100)))
     t0 = time.perf_counter()
     await manager.distribute_task_tree(node)
     elapsed = time.perf_counter() - t0
@@ -264,15 +237,11 @@ async def test_max_concurrency_bounds_and_priority_orders(db):
         running -= 1
         return {}
 
-    repo = manager.task_repository
-    root = await repo.create_task(name="aggregate_results_executor", id="root",
-                                  dependencies=[f"t{i}" for i in range(8)])
     prios = [3, 2, 0, 1, 3, 0, 2, 1]
-    kids = repo.create_tasks([{"name": "work", "id": f"t{i}", "parent_id": "root", "priority": p,
-                               "inputs": {"tag": f"p{p}-{i}"}} for i, p in enumerate(prios)])
-    node = TaskTreeNode(root)
-    for k in kids:
-        node.add_child(k)
+    node = await tree(manager, {"name": "aggregate_results_executor", "id": "root",
+                                "dependencies": [f"t{i}" for i in range(8)]},
+                      *({"name": "work", "id": f"t{i}", "priority": p, "inputs": {"tag": f"p{p}-{i}"}}
+                        for i, p in enumerate(prios)))
     await manager.distribute_task_tree(node)
     assert peak == 2
     assert [int(t[1]) for t in started] == sorted(prios)  # urgent (0) first, low (3) last
@@ -290,13 +259,10 @@ async def test_rerun_keeps_completed_and_reruns_failed_and_downstream(manager):
             raise RuntimeError("b failed the first time")
         return {"done": tag}
 
-    repo = manager.task_repository
-    a = await repo.create_task(name="step", id="a", inputs={"tag": "a"})
-    b = await repo.create_task(name="step", id="b", parent_id="a", inputs={"tag": "b"}, dependencies=["a"])
-    c = await repo.create_task(name="step", id="c", parent_id="a", inputs={"tag": "c"}, dependencies=["b"])
-    node = TaskTreeNode(a)
-    node.add_child(TaskTreeNode(b))
-    node.add_child(TaskTreeNode(c))
+    node = await tree(manager, {"name": "step", "id": "a", "inputs": {"tag": "a"}},
+                      {"name": "step", "id": "b", "inputs": {"tag": "b"}, "dependencies": ["a"]},
+                      {"name": "step", "id": "c", "inputs": {"tag": "c"}, "dependencies": ["b"]})
+    a, b, c = (tasks_by_key(node)[k] for k in "abc")
     await manager.distribute_task_tree(node)
     assert (a.status, b.status, c.status) == ("completed", "failed", "failed")
     flaky_ok["value"] = True
@@ -308,13 +274,9 @@ async def test_rerun_keeps_completed_and_reruns_failed_and_downstream(manager):
 
 @pytest.mark.parametrize("case", ["cycle", "self", "duplicate", "unknown"])
 async def test_bad_trees_rejected_before_anything_runs(manager, case, basics):
-    repo = manager.task_repository
-    a = await repo.create_task(name="const", id="a")
-    b = await repo.create_task(name="const", id="b", parent_id="a")
-    c = await repo.create_task(name="const", id="c", parent_id="a")
-    node = TaskTreeNode(a)
-    node.add_child(TaskTreeNode(b))
-    node.add_child(TaskTreeNode(c))
+    node = await tree(manager, {"name": "const", "id": "a"}, {"name": "const", "id": "b"},
+                      {"name": "const", "id": "c"})
+    b, c = tasks_by_key(node)["b"], tasks_by_key(node)["c"]
     if case == "cycle":
         b.dependencies = [{"id": "c", "required": True}]
         c.dependencies = [{"id": "b", "required": True}]
@@ -338,7 +300,7 @@ async def test_bad_trees_rejected_before_anything_runs(manager, case, basics):
 
 
 async def test_progress_and_timestamps_persisted(manager, basics):
-    node = await manager.distribute_task_tree(await make_tree(manager, {"name": "const"}))
+    node = await manager.distribute_task_tree(await tree(manager, {"name": "const"}))
     row = fresh_row(manager, node["id"])
     assert row.progress == 1.0 and row.owner and row.root_id == row.id
     assert row.created_at <= row.started_at <= row.completed_at
@@ -348,7 +310,7 @@ async def test_progress_and_timestamps_persisted(manager, basics):
 async def test_event_log_written_with_the_state(manager, basics):
     from sqlalchemy import text
 
-    node = await manager.distribute_task_tree(await make_tree(manager, {"name": "const"}, [{"name": "boom"}]))
+    node = await manager.distribute_task_tree(await tree(manager, {"name": "const", "id": "r"}, {"name": "boom", "id": "x"}))
     rows = manager.db.execute(text("select event_type, task_id, status from apflow_task_events "
                                    "where root_id = :r order by id"), {"r": node["id"]}).all()
     kinds = [r[0] for r in rows]
@@ -362,10 +324,8 @@ async def test_dependency_value_overrides_own_input_of_same_name(manager):
     async def passthrough(tag: str) -> dict:
         return {"tag": tag + "+"}
 
-    repo = manager.task_repository
-    a = await repo.create_task(name="passthrough", id="a", inputs={"tag": "a"})
-    b = await repo.create_task(name="passthrough", id="b", parent_id="a", inputs={"tag": "b"}, dependencies=["a"])
-    node = TaskTreeNode(a)
-    node.add_child(TaskTreeNode(b))
+    node = await tree(manager, {"name": "passthrough", "id": "a", "inputs": {"tag": "a"}},
+                      {"name": "passthrough", "id": "b", "inputs": {"tag": "b"}, "dependencies": ["a"]})
+    b = tasks_by_key(node)["b"]
     await manager.distribute_task_tree(node)
     assert b.result == {"tag": "a++"}

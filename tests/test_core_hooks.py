@@ -114,3 +114,77 @@ async def test_tree_hooks_fire_on_start_completion_and_failure(manager, echo):
     await one(manager, "fail")
     assert calls == [("started", "echo", "in_progress"), ("completed", "echo", "completed"),
                      ("started", "fail", "in_progress"), ("failed", "fail")]
+
+
+async def test_hooks_are_bound_by_name_and_keep_working_as_arguments_grow(manager, echo):
+    seen = {}
+
+    @register_post_hook
+    def by_position(t, i, r):  # names that match nothing: taken in order, as before
+        seen["position"] = (t.name, i, r["inputs"])
+
+    @register_post_hook
+    def only_result(result):  # a name that matches: gets that argument, not the first one
+        seen["only_result"] = result["inputs"]
+
+    @register_post_hook
+    def forward(task, **more):  # **kwargs takes everything else, including later additions
+        seen["forward"] = sorted(more)
+
+    @register_task_tree_hook("on_tree_completed")
+    def tree(root, status, **more):
+        seen["tree"] = (root.name, status, more.get("event"))
+
+    await one(manager, "echo", {"x": 1})
+    assert seen["position"] == ("echo", {"x": 1}, {"x": 1})
+    assert seen["only_result"] == {"x": 1}
+    assert seen["forward"] == ["error", "inputs", "result", "status"]
+    assert seen["tree"] == ("echo", "completed", "on_tree_completed")
+
+
+def test_a_new_function_at_a_recycled_address_is_bound_afresh():
+    import gc
+
+    from apflow_nb.core.extensions.hooks import POST_ARGS, invoke_hook
+
+    values = {"task": "T", "inputs": "I", "result": "R"}
+    wrong = 0
+    for i in range(2000):
+        if i % 2:
+            def hook(task):
+                return (task,)
+            expected = ("T",)
+        else:
+            def hook(task, inputs, result):
+                return (task, inputs, result)
+            expected = ("T", "I", "R")
+        wrong += invoke_hook(hook, POST_ARGS, values) != expected
+        del hook
+        gc.collect(0)
+    assert wrong == 0
+
+
+def test_tree_created_is_not_an_event_any_more():
+    with pytest.raises(ValueError, match="on_tree_started, on_tree_completed, on_tree_failed"):
+        register_task_tree_hook("on_tree_created", lambda root, status: None)
+
+
+async def test_a_re_run_cell_redefining_a_hook_is_called_with_its_own_arguments(echo):
+    import gc
+
+    from apflow_nb import TaskManager
+
+    manager = TaskManager(create_session("sqlite://"))
+    calls = []
+    for i in range(200):  # a cell re-run again and again: the same name, another signature each time
+        if i % 2:
+            def audit(task):
+                calls.append(1)
+        else:
+            def audit(task, inputs, result):
+                calls.append(3)
+        register_post_hook(audit)
+        del audit
+        gc.collect(0)
+        await one(manager, "echo", {"i": i})
+    assert calls == [3, 1] * 100

@@ -11,6 +11,7 @@ import threading
 
 from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, executor_register, subscribe
 from apflow_nb.core.execution.runner import ExecutionContext
+from tests.waiting import until
 
 
 class ThreadRunner:
@@ -70,8 +71,9 @@ async def test_custom_runner_runs_elsewhere_streams_and_cancels(db):
     assert progress and progress[-1] == 1.0
 
     slow = await manager.task_repository.create_task(name="counting", inputs={"n": 1000})
-    running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(slow)))
-    await asyncio.sleep(0.1)
+    with subscribe(root_id=slow.id, types=["task_progress"]) as counting:
+        running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(slow)))
+        await until(lambda: counting.pending > 0)  # counting in its thread
     await manager.cancel_task(slow.id)
     node = await running
     assert node["status"] == "cancelled" and 0 < node["result"]["at"] < 1000

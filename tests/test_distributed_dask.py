@@ -12,6 +12,8 @@ from distributed import Client, LocalCluster
 
 import apflow_nb
 from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register, subscribe
+from apflow_nb.distributed import DaskRunner
+from tests.waiting import until
 
 
 class WhereAmI(ExecutableTask):
@@ -28,6 +30,7 @@ class Spin(ExecutableTask):
     id = "spin"
 
     async def execute(self, inputs):
+        await self.event_queue.put({"type": "progress", "data": {"progress": 0.01}})  # running on the worker
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.cancellation_checker():
@@ -69,7 +72,7 @@ def dask_manager(pg_url, client):
     for cls in (WhereAmI, Spin, Suicide):
         executor_register(cls)
     db = create_session(pg_url)
-    yield TaskManager(db, runner=client, cancel_grace_period=2.0)
+    yield TaskManager(db, runner=DaskRunner.from_client(client), cancel_grace_period=2.0)
     db.close()
 
 
@@ -98,14 +101,12 @@ async def test_results_and_progress_come_back_from_workers(dask_manager):
     assert list(frame["status"]) == ["completed"] * 5 and frame["result.pid"].dropna().nunique() >= 1
 
 
+@pytest.mark.timing
 async def test_cancellation_reaches_the_worker(dask_manager):
     root = build(dask_manager, [{"id": "s", "name": "spin"}])
-    running = asyncio.ensure_future(dask_manager.distribute_task_tree(root))
-    for _ in range(100):
-        await asyncio.sleep(0.05)
-        if root.task.status == "in_progress":
-            break
-    await asyncio.sleep(0.5)  # let it start on the worker
+    with subscribe(root_id="s", types=["task_progress"]) as spinning:
+        running = asyncio.ensure_future(dask_manager.distribute_task_tree(root))
+        await until(lambda: spinning.pending > 0, timeout=30)  # it reports progress from the worker
     t0 = time.perf_counter()
     await dask_manager.cancel_task("s")
     await running
@@ -131,4 +132,4 @@ async def test_killed_worker_fails_its_task_and_the_tree_goes_on(dask_manager, c
 
 def test_in_memory_store_is_refused(client):
     with pytest.raises(ValueError, match="in-memory store"):
-        TaskManager(create_session("sqlite://"), runner=client)
+        TaskManager(create_session("sqlite://"), runner=DaskRunner.from_client(client))

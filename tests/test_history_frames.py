@@ -255,7 +255,7 @@ def test_executor_column_and_filter_agree_with_the_core(tmp_path):
     """The executor is computed in SQL; it must be what the TaskManager picks (executor_id_of)."""
     from hypothesis import HealthCheck, given, settings, strategies as st
 
-    from apflow_nb.core.execution.task_manager import executor_id_of
+    from apflow_nb.core.types import executor_id_of
 
     names = st.sampled_from(["a", "b", "x y", "é"])
     maybe = st.one_of(st.none(), st.just(""), names)

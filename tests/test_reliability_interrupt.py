@@ -32,7 +32,9 @@ SCRIPT = textwrap.dedent('''
                    "inputs": {"seconds": 0.01 if i < 10 else 30}} for i in range(60)]
         root = await manager.task_repository.create_task_tree_from_array(specs)
         runner = asyncio.ensure_future(manager.distribute_task_tree(root))
-        await asyncio.sleep(0.3)
+        while sum(t.status == "completed" for t in root.tasks()) < 10 or \
+                sum(t.status == "in_progress" for t in root.tasks()) < 50:
+            await asyncio.sleep(0.01)  # until ten finished and fifty are in flight
         print("in flight", flush=True)
         await runner
 

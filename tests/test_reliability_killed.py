@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from sqlalchemy import text
 
 from apflow_nb import create_session
@@ -34,7 +35,9 @@ RUNNER = textwrap.dedent('''
         specs += [{"id": prefix + str(i), "name": "sleepy", "parent_id": prefix + "root"} for i in range(20)]
         root = await manager.task_repository.create_task_tree_from_array(specs)
         run = asyncio.ensure_future(manager.distribute_task_tree(root))
-        await asyncio.sleep(0.3)
+        while sum(t.status == "in_progress" for t in root.tasks()) < 20:
+            await asyncio.sleep(0.01)  # until every leaf runs
+        await manager.writer.drain()  # and the store says so
         print("running", flush=True)
         await run
 
@@ -59,6 +62,7 @@ def statuses(url, prefix):
         raise
 
 
+@pytest.mark.timing
 def test_killed_process_tasks_marked_failed_live_ones_untouched(db_url):
     killed = start_runner(db_url, "k")
     alive = start_runner(db_url, "a")
@@ -68,8 +72,10 @@ def test_killed_process_tasks_marked_failed_live_ones_untouched(db_url):
         dispose_engines()  # this test process opens the store afresh, as a new kernel would
         before = time.time()
         got, db = statuses(db_url, "k")
-        assert got.pop("kroot") == "pending"  # waiting on its dependencies, never started
+        assert got.pop("kroot") == "failed"  # waiting on its dependencies: the whole dead tree ends final
         assert set(got.values()) == {"failed"} and len(got) == 20
+        root_error = db.execute(text("select error from apflow_tasks where id = 'kroot'")).scalar()
+        assert root_error.startswith("skipped: required dependency 'k") and root_error.endswith("its process died")
         row = db.execute(text("select error, completed_at from apflow_tasks where id = 'k3'")).one()
         assert "the process that ran this task died" in row[0] and f"pid {killed.pid}" in row[0]
         db.close()

@@ -385,8 +385,13 @@ async def test_cancellation_support(manager):
 
     executor_register(CancellableExecutor())
     task = await manager.task_repository.create_task(name="cancellable_executor")
-    running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
-    await asyncio.sleep(0.35)
+    from apflow_nb import subscribe
+    from tests.waiting import until
+
+    with subscribe(root_id=task.id, types=["task_started"]) as started:
+        running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
+        await until(lambda: started.pending > 0)
+    await asyncio.sleep(0.35)  # the executor works through ~4 of its 100 steps: part of what is asserted
     assert task.status == "in_progress"
     out = await manager.cancel_task(task.id)
     node = await running

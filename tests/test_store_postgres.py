@@ -32,7 +32,7 @@ async def test_tree_runs_and_persists(store_url):
     rows = {r[0]: r[1:] for r in other.execute(text("select id, status, progress, error from apflow_tasks")).all()}
     assert rows["t1"][:2] == ("completed", 1.0) and rows["t2"][0] == "completed"
     assert rows["t3"][0] == "failed" and rows["t3"][2].startswith("ValueError: asked to fail")
-    assert rows["root"][0] == "failed" and "(t3)" in rows["root"][2]
+    assert rows["root"][0] == "failed" and "'t3'" in rows["root"][2]
     model = manager.task_repository.model
     t2 = other.get(model, "t2")
     assert t2.result == {"n": 0, "deps": ["t1"]} and t2.inputs == {"t1": {"n": 1, "deps": []}}

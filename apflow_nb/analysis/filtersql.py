@@ -56,6 +56,7 @@ class StoreFields:
         fields += [Field(n, c[n], TIME) for n in ("created_at", "started_at", "completed_at")]
         if "root_id" in c:
             fields.append(Field("root_id", func.coalesce(c.root_id, c.id), TEXT))
+        fields += [Field(n, c[n], k) for n, k in (("attempts", INT), ("cached_from", TEXT)) if n in c]
         fields += [Field(name, c[name], kind if kind in (TEXT, INT, FLOAT, BOOL, TIME, JSON) else TEXT,
                          _is_jsonb(c[name])) for name, kind in custom]
         self.fields = {f.name: f for f in fields}

@@ -86,8 +86,8 @@ def check_refs(request: Request, fields: Any) -> None:
     for ref, _ in request.order:
         fields.resolve(ref, ref.name, "order_by")
     for ref in request.columns or ():
-        if ref.column in ("depth", "root_id") and not ref.path:
-            continue  # computed from parent links when the store does not hold them
+        if ref.column in ("depth", "root_id", "attempts", "cached_from") and not ref.path:
+            continue  # computed from parent links (None for stores without attempts/cached_from)
         fields.resolve(ref, ref.name, "columns")
     if request.where is not None:
         for cmp in refs_in(request.where):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, Integer, String, and_, func, literal, or_, select
 
 from apflow_nb.analysis import query as q
 from apflow_nb.analysis.columns import TIMES
@@ -72,7 +72,8 @@ def selection_for(request: Request, tbl: Any, custom: Sequence[tuple[str, str]])
     stored_root = "root_id" in tbl.c
     if request.columns is None:
         names = ["key", "parent_id", "name", "executor", "status", "priority", "user_id", "progress", "error",
-                 *TIMES, "inputs", "result"] + (["root_id"] if stored_root else []) + [n for n, _ in custom]
+                 "attempts", "cached_from", *TIMES, "inputs", "result"] + (["root_id"] if stored_root else []) \
+            + [n for n, _ in custom]
         return Selection(names)
     needed: list[str] = ["parent_id"] if request.root_id is not None and not request.order else []
     json: dict[str, tuple[str, tuple[Any, ...]]] = {}
@@ -112,6 +113,8 @@ def select_items(engine: Engine, tbl: Any, fields: StoreFields, selection: Selec
             items.append(q.json_column(engine, c[name], name))
         elif name in kinds:
             items.append(q.custom_column(engine, c[name], kinds[name]).label(name))
+        elif name not in c:  # attempts, cached_from: not in stores written before them (or the original's)
+            items.append(literal(None, Integer if name == "attempts" else String).label(name))
         else:
             items.append(c[name])
     for label, (column, path) in selection.json.items():

@@ -13,7 +13,7 @@ from apflow_nb.analysis.plan import ERROR_KEYS, Request, select_items, selection
 from apflow_nb.analysis.tree import depths_and_roots, fetch_missing_ancestors, tree_order
 
 FIXED = ["key", "parent_id", "name", "executor", "status", "priority", "user_id", "created_at", "started_at",
-         "completed_at", "progress", "error"]
+         "completed_at", "progress", "error", "attempts", "cached_from"]
 
 
 @dataclass

@@ -26,21 +26,23 @@ class EventType(str, Enum):
 
     TREE_STARTED = "tree_started"
     TREE_FINISHED = "tree_finished"
-    TASK_PENDING = "task_pending"
     TASK_STARTED = "task_started"
     TASK_PROGRESS = "task_progress"
     TASK_COMPLETED = "task_completed"
     TASK_FAILED = "task_failed"
     TASK_CANCELLED = "task_cancelled"
+    TASK_RETRYING = "task_retrying"  # an attempt failed; another follows after a delay
     EXECUTOR = "executor"  # anything an executor puts on its event_queue that is not progress
-    HOOK_ERROR = "hook_error"  # a post-hook or storage extension raised; the task's outcome stands
+    HOOK_ERROR = "hook_error"  # a hook or storage extension raised or hung; the task's outcome stands
+    WARNING = "warning"  # something was converted, dropped or abandoned; the run goes on
 
     def __str__(self) -> str:
         return self.value
 
 
 TASK_FINAL_EVENTS = frozenset({EventType.TASK_COMPLETED, EventType.TASK_FAILED, EventType.TASK_CANCELLED})
-_LIFECYCLE = frozenset(EventType) - {EventType.TASK_PROGRESS, EventType.EXECUTOR, EventType.HOOK_ERROR}
+_LIFECYCLE = frozenset(EventType) - {EventType.TASK_PROGRESS, EventType.EXECUTOR, EventType.HOOK_ERROR,
+                                     EventType.WARNING}
 
 
 @dataclass(slots=True)

@@ -1,17 +1,12 @@
-"""Checking a task tree before it runs: duplicate ids, unknown dependencies, cycles."""
+"""Checking a task graph before it is stored or run: duplicate ids, unknown dependencies, cycles.
+
+``names`` map ids to the keys users wrote, so messages name tasks as the user knows them.
+"""
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from apflow_nb.core.errors import CircularDependencyError, DuplicateTaskIdError, UnknownDependencyError
-
-
-def dependency_ids(task: Any) -> list[str]:
-    """The ids a task depends on (plain ids and ``{"id": ...}`` dicts alike)."""
-    out = []
-    for dep in getattr(task, "dependencies", None) or ():
-        out.append(dep if isinstance(dep, str) else dep.get("id"))
-    return out
 
 
 def check_unique(ids: Iterable[str], *, where: str = "the tree") -> None:
@@ -30,7 +25,8 @@ def check_dependencies(deps_by_id: Mapping[str, list[str]], names: Mapping[str, 
     for task_id, deps in deps_by_id.items():
         for dep in deps:
             if dep not in deps_by_id:
-                label = f"{names.get(task_id, '')!s} ({task_id})" if names.get(task_id) else repr(task_id)
+                key = names.get(task_id) or task_id
+                label = repr(key) if key == task_id else f"{key!r} ({task_id})"
                 raise UnknownDependencyError(
                     f"task {label} depends on {dep!r}, which is not part of the tree. "
                     f"Add that task to the tree or remove the dependency.")

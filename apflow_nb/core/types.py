@@ -55,7 +55,8 @@ def executor_id_of(task: Any) -> str:
 
 
 def key_of(task: Any) -> str:
-    """The name the user gave a task (its ``key``), falling back to its id for rows stored before keys."""
+    """The name the user knows a task by (its ``key``: the id they gave it, else its name); rows stored
+    before keys existed answer their id."""
     return getattr(task, "key", None) or task.id
 
 # Keys that TaskTreeNode answers with ``node[key]``: the task's own columns.

@@ -46,6 +46,11 @@ class DaskRunner:
         self._contexts: dict[str, ExecutionContext] = {}
         self._subscribed = False
 
+    @classmethod
+    def from_client(cls, client: Any) -> "DaskRunner":
+        """A runner on ``client`` (a ``distributed.Client``, sync or asynchronous, or a scheduler address)."""
+        return cls(client)
+
     @property
     def asynchronous(self) -> bool:
         return bool(getattr(self.client, "asynchronous", False))

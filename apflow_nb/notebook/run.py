@@ -36,6 +36,17 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _as_runner(runner: Any) -> Any:
+    """A Dask client or scheduler address becomes a DaskRunner; a Runner (or None) stays as it is."""
+    from apflow_nb.core.execution.runner import Runner
+
+    if runner is None or isinstance(runner, Runner):
+        return runner
+    from apflow_nb.distributed import DaskRunner
+
+    return DaskRunner.from_client(runner)
+
+
 def as_tree(tree: Any, manager: Any, user_id: str | None = None) -> TaskTreeNode:
     """A TaskTreeNode from a node, a stored root task or its id (its stored tree), or a task array
     (checked, executors included, then stored: nothing is written when a check fails)."""
@@ -232,6 +243,7 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
         from apflow_nb.core.execution.task_manager import TaskManager
         from apflow_nb.core.storage.session import create_session
 
-        manager = TaskManager(session or create_session(store), max_concurrency=max_concurrency, runner=runner)
+        manager = TaskManager(session or create_session(store), max_concurrency=max_concurrency,
+                              runner=_as_runner(runner))
     node = as_tree(tree, manager, user_id)
     return Run(node, manager, display=display, max_rows=max_rows)

@@ -1,80 +1,232 @@
-"""Write-behind persistence of task state changes.
+"""Write-behind persistence of task state changes and the event log.
 
-The TaskManager keeps each running task's state in memory (on its TaskModel object, without
-marking it dirty) and records every change here. Changes are written in one transaction per
-flush (every ``interval`` seconds, and at once when a tree ends), as executemany UPDATEs
-grouped by the set of columns they touch. A task's changes within one interval coalesce
-into its latest values. Locked databases are retried; nothing is dropped.
+The engine keeps each running task's state in memory and records every change here; nothing on the
+event loop waits for the database. A writer thread (one per store file or server; in-memory SQLite
+is written on the loop, where nothing else can lock it) takes what was buffered every ``interval``
+seconds (at once when asked to ``drain``) and writes it in one transaction: executemany UPDATEs
+grouped by the set of columns they touch, and the event rows. A task's changes within one interval
+coalesce into its latest values. A locked or busy database is retried, nothing is dropped. A batch
+the database refuses for another reason is written row by row, so one bad row never blocks the
+others: a row that still fails has its JSON values replaced by a note, then keeps only its state
+columns, and is dropped (with a warning) only when even that fails.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from typing import Any
-
 from datetime import datetime, timezone
+from typing import Any, Callable
 
-from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from apflow_nb.core.storage.key_catalog import catalog_for
+from apflow_nb.core.storage.batch_sql import BatchWriter
+from apflow_nb.core.storage.json_text import short_repr
+from apflow_nb.core.storage.key_catalog import CATALOG_COLUMNS, catalog_for
 from apflow_nb.core.storage.sqlalchemy.models import task_events
 
 logger = logging.getLogger("apflow_nb.persistence")
 
+IDLE_EXIT = 2.0  # seconds without work after which a writer thread ends (it restarts on demand)
+STATE_COLUMNS = ("status", "error", "progress", "started_at", "completed_at", "updated_at", "owner", "root_id")
+Problem = Callable[[str, "str | None"], None]  # (message, task id): a row was repaired or dropped
+
+
+def _transient(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, OperationalError) and any(
+        word in text for word in ("locked", "busy", "could not serialize", "deadlock", "connection", "server"))
+
 
 class StateWriter:
-    """Buffers per-task column values and writes them in batches through ``session``."""
+    """Buffers per-task column values and event-log rows and writes them in batches."""
 
-    def __init__(self, session: Session, table: Any, interval: float = 0.05):
+    def __init__(self, session: Session, table: Any, interval: float = 0.05, *, on_problem: Problem | None = None):
         self.session = session
+        self.engine = session.get_bind()
         self.table = table
         self.interval = interval
+        self.on_problem = on_problem
+        url = self.engine.url
+        self.threaded = not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+        self._lock = threading.Lock()
         self._pending: dict[str, dict[str, Any]] = {}
         self._events: list[dict[str, Any]] = []
         self._progress_events: dict[str | None, dict[str, Any]] = {}
-        self._keys: list[dict[str, str]] = []  # new key catalog rows
-        self.catalog = catalog_for(session.get_bind())
-        self._handle: asyncio.TimerHandle | None = None
-        self._statements: dict[tuple[str, ...], Any] = {}
-        self.flushes = 0
-        self.rows_written = 0
-        self.failures = 0
-        self.events_written = 0
+        self._upserts: dict[tuple[Any, str], dict[str, Any]] = {}  # (table, key value) -> row
+        self._keys: list[dict[str, str]] = []  # new key catalog rows (see core/storage/key_catalog.py)
+        self.catalog = catalog_for(self.engine)
+        self._dirty = False
+        self._work = threading.Event()
+        self._urgent = threading.Event()
+        self._waiters: list[Callable[[], None]] = []
+        self._thread: threading.Thread | None = None
+        self._handle: asyncio.TimerHandle | None = None  # the loop's timer, when not threaded
+        self._batches = BatchWriter(self.engine, table)
+        self.flushes = self.rows_written = self.events_written = self.failures = self.rows_dropped = 0
 
+    # -- buffering (any thread) ---------------------------------------------------------------
     def mark(self, task_id: str, values: dict[str, Any]) -> None:
         """Record new column values for a task; they are written at the next flush."""
-        row = self._pending.get(task_id)
-        if row is None:
-            self._pending[task_id] = dict(values)
-        else:
-            row.update(values)
-        self._schedule()
+        with self._lock:
+            row = self._pending.get(task_id)
+            if row is None:
+                self._pending[task_id] = dict(values)
+            else:
+                row.update(values)
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
 
     def log_event(self, event: Any) -> None:
         """Append an Event to the event log; a task's progress events coalesce until the next flush."""
-        row = {"event_type": event.type.value, "task_id": event.task_id, "root_id": event.root_id,
-               "name": event.name, "status": event.status, "progress": event.progress,
-               "timestamp": datetime.fromtimestamp(event.timestamp, tz=timezone.utc),
-               "payload": event.data or None}
-        if event.type.value == "tree_started" and event.data:  # the task list lives in the task table
+        kind = event.type.value
+        row = {"event_type": kind, "task_id": event.task_id, "root_id": event.root_id, "name": event.name,
+               "status": event.status, "progress": event.progress,
+               "timestamp": datetime.fromtimestamp(event.timestamp, tz=timezone.utc), "payload": event.data or None}
+        if kind == "tree_started" and event.data:  # the task list lives in the task table
             row["payload"] = {"total": event.data.get("total")}
-        if event.type.value == "task_progress":
-            self._progress_events[event.task_id] = row
-        else:
-            self._events.append(row)
-        self._schedule()
+        with self._lock:
+            if kind == "task_progress":
+                self._progress_events[event.task_id] = row
+            else:
+                self._events.append(row)
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
+
+    def upsert(self, table: Any, row: dict[str, Any], key: str) -> None:
+        """Write ``row`` into ``table`` at the next flush, replacing the row with the same ``key`` column value."""
+        with self._lock:
+            self._upserts[(table, key, row[key])] = row
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
 
     def observe_keys(self, executor_id: str, inputs: Any, result: Any) -> None:
-        """Record the keys of a task's inputs and (completed) result in the key catalog at the next flush."""
+        """Note the keys of a final task's inputs and (completed) result for the key catalog: a set look-up per
+        key; the few never seen before are written with the next batch."""
         rows = self.catalog.observe(executor_id, inputs, result)
-        if rows:
+        if not rows:
+            return
+        with self._lock:
             self._keys.extend(rows)
-            self._schedule()
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
 
-    def _schedule(self) -> None:
+    def _wake(self) -> None:
+        if not self.threaded:
+            self._schedule_on_loop()
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="apflow_nb state writer", daemon=True)
+                self._thread.start()
+        self._work.set()
+
+    @property
+    def pending(self) -> int:
+        """Tasks with changes not yet written."""
+        return len(self._pending)
+
+    # -- waiting for the store ----------------------------------------------------------------
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait, without blocking the loop, until everything buffered so far is written.
+
+        False when ``timeout`` passed first (the writer keeps trying in the background).
+        """
+        if not self.threaded:
+            self.flush()
+            return True
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+
+        if not self._request(wake):
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write everything buffered now, blocking this thread until it is written (or ``timeout``)."""
+        if not self.threaded:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            self._write_batch(self._take())
+            return True
+        written = threading.Event()
+        if not self._request(written.set):
+            return True
+        return written.wait(timeout)
+
+    def _request(self, notify: Callable[[], None]) -> bool:
+        """Ask the writer thread for an immediate batch; False when there is nothing to wait for."""
+        with self._lock:
+            if not self._dirty and self._thread is None:
+                return False
+            self._waiters.append(notify)
+            self._dirty = True
+        self._wake()
+        self._urgent.set()
+        return True
+
+    # -- the writer thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            if not self._work.wait(IDLE_EXIT):
+                with self._lock:
+                    if not self._dirty and not self._waiters:
+                        self._thread = None
+                        return
+                continue
+            self._urgent.wait(self.interval)  # gather a batch; a drain() cuts the wait short
+            with self._lock:
+                self._work.clear()
+                self._urgent.clear()
+                waiters, self._waiters = self._waiters, []
+                batch = self._take_locked()
+            try:
+                self._write_batch(batch)
+            except Exception:  # pragma: no cover - _write_batch handles its own errors
+                logger.exception("apflow_nb: the state writer failed")
+            for notify in waiters:
+                notify()
+
+    def _take(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        with self._lock:
+            return self._take_locked()
+
+    def _take_locked(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        pending, self._pending = self._pending, {}
+        events, self._events = self._events, []
+        if self._progress_events:
+            events.extend(self._progress_events.values())
+            self._progress_events = {}
+            events.sort(key=lambda r: r["timestamp"])
+        if self._upserts:  # rows of other tables ride along with the events, tagged by their table
+            events.extend(dict(row, _upsert=(table, key)) for (table, key, _), row in self._upserts.items())
+            self._upserts = {}
+        if self._keys:  # so do new key catalog rows
+            events.extend(dict(row, _catalog=True) for row in self._keys)
+            self._keys = []
+        self._dirty = False
+        return pending, events
+
+    # -- the loop's timer (in-memory stores) ----------------------------------------------------
+    def _schedule_on_loop(self) -> None:
         if self._handle is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -85,87 +237,132 @@ class StateWriter:
 
     def _timed_flush(self) -> None:
         self._handle = None
-        try:
-            self.flush()
-        except Exception:  # retried at the next interval; the run goes on
-            self.failures += 1
-            logger.exception("apflow_nb: writing task state failed; retrying")
-            if self._pending:
-                try:
-                    loop = asyncio.get_running_loop()
-                    self._handle = loop.call_later(min(1.0, self.interval * 2 ** min(self.failures, 5)),
-                                                   self._timed_flush)
-                except RuntimeError:
-                    pass
+        self.flush()
 
-    def _statement(self, keys: tuple[str, ...]) -> Any:
-        stmt = self._statements.get(keys)
-        if stmt is None:
-            cols = self.table.c
-            stmt = (update(self.table).where(cols.id == bindparam("_task_id"))
-                    .values({k: bindparam(k, type_=cols[k].type) for k in keys}))
-            self._statements[keys] = stmt
-        return stmt
-
-    def flush(self, retries: int = 5) -> None:
-        """Write everything buffered now, in one transaction (retried while the file is locked)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if not self._pending and not self._events and not self._progress_events and not self._keys:
+    # -- writing ----------------------------------------------------------------------------------
+    def _write_batch(self, batch: tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]) -> None:
+        pending, events = batch
+        if not pending and not events:
             return
-        pending, self._pending = self._pending, {}
-        events, self._events = self._events, []
-        new_keys, self._keys = self._keys, []
-        if self._progress_events:
-            events.extend(self._progress_events.values())
-            self._progress_events = {}
-            events.sort(key=lambda r: r["timestamp"])
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task_id, values in pending.items():
-            keys = tuple(sorted(values))
             row = dict(values)
             row["_task_id"] = task_id
-            groups.setdefault(keys, []).append(row)
-        attempt = 0
-        while True:
-            try:
-                conn = self.session.connection()
-                for keys, rows in groups.items():
-                    conn.execute(self._statement(keys), rows)
-                if events:
-                    conn.execute(insert(task_events), events)
-                if new_keys:
-                    self.catalog.write(conn, new_keys)
-                self.session.commit()
-                break
-            except OperationalError as exc:
-                self.session.rollback()
-                attempt += 1
-                if attempt > retries or "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
-                    self._restore(pending, events, new_keys)
-                    raise
-                time.sleep(min(0.05 * 2 ** attempt, 1.0))
-            except Exception:
-                self.session.rollback()
-                self._restore(pending, events, new_keys)
-                raise
+            groups.setdefault(tuple(sorted(values)), []).append(row)
+        try:
+            self._write_retrying(groups, events)
+        except Exception:
+            self._write_row_by_row(groups, events)
         self.flushes += 1
         self.rows_written += len(pending)
         self.events_written += len(events)
 
-    def _restore(self, pending: dict[str, dict[str, Any]], events: list[dict[str, Any]],
-                 keys: list[dict[str, str]] = ()) -> None:
-        self._events[:0] = events
-        self._keys[:0] = keys
-        for task_id, values in pending.items():
-            newer = self._pending.get(task_id)
-            merged = dict(values)
-            if newer:
-                merged.update(newer)
-            self._pending[task_id] = merged
+    def _write_retrying(self, groups: dict[tuple[str, ...], list[dict[str, Any]]],
+                        events: list[dict[str, Any]]) -> None:
+        """One transaction, retried while the database is locked, busy or unreachable."""
+        attempt = 0
+        while True:
+            try:
+                self._write(groups, events)
+                return
+            except Exception as exc:
+                self.failures += 1
+                if not _transient(exc):
+                    raise
+                attempt += 1
+                if attempt % 20 == 0:
+                    logger.warning("apflow_nb: the store is still busy after %d attempts (%s); retrying",
+                                   attempt, short_repr(exc))
+                time.sleep(min(0.02 * 2 ** min(attempt, 6), 1.0))
 
-    @property
-    def pending(self) -> int:
-        """Tasks with changes not yet written."""
-        return len(self._pending)
+    def _write(self, groups: dict[tuple[str, ...], list[dict[str, Any]]], events: list[dict[str, Any]]) -> None:
+        if self.threaded:
+            with self.engine.begin() as conn:
+                self._execute(conn, groups, events)
+            return
+        try:
+            self._execute(self.session.connection(), groups, events)
+            self.session.commit()
+        except BaseException:
+            self.session.rollback()
+            raise
+
+    def _execute(self, conn: Any, groups: dict[tuple[str, ...], list[dict[str, Any]]],
+                 events: list[dict[str, Any]]) -> None:
+        for keys, rows in groups.items():
+            self._batches.update_rows(conn, keys, rows)
+        logged = [e for e in events if "_upsert" not in e and "_catalog" not in e]
+        if logged:
+            self._batches.insert_rows(conn, task_events, logged)
+        keys = [{k: e[k] for k in CATALOG_COLUMNS} for e in events if "_catalog" in e]
+        if keys:
+            self.catalog.write(conn, keys)
+        others: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+        for e in events:
+            if "_upsert" in e:
+                row = dict(e)
+                others.setdefault(row.pop("_upsert"), []).append(row)
+        for (table, key), rows in others.items():
+            self._batches.upsert_rows(conn, table, rows, key)
+
+    def _write_row_by_row(self, groups: dict[tuple[str, ...], list[dict[str, Any]]],
+                          events: list[dict[str, Any]]) -> None:
+        """A batch was refused: write each row alone, repairing or dropping only the ones that fail."""
+        for keys, rows in groups.items():
+            for row in rows:
+                self._write_one(row, ({tuple(sorted(k for k in row if k != "_task_id")): [row]}, []))
+        for event in events:
+            self._write_one(event, ({}, [event]))
+
+    def _write_one(self, row: dict[str, Any], batch: tuple[dict[tuple[str, ...], list[dict[str, Any]]],
+                                                          list[dict[str, Any]]]) -> None:
+        is_event = "_task_id" not in row
+        task_id = row.get("task_id") if is_event else row["_task_id"]
+        last: BaseException | None = None
+        for attempt, repair in enumerate((None, _repaired, _state_only)):
+            if repair is not None:
+                row = repair(row, is_event)
+                batch = ({}, [row]) if is_event else ({tuple(sorted(k for k in row if k != "_task_id")): [row]}, [])
+            try:
+                self._write_retrying(*batch)
+            except Exception as exc:  # refused by the database, or a value SQLAlchemy could not bind
+                last = exc
+                continue
+            if attempt:
+                self._problem(f"a {'log event' if is_event else 'task row'} could not be stored as given "
+                              f"({short_repr(last)}); it was stored {'repaired' if attempt == 1 else 'without its data'}",
+                              task_id)
+            return
+        self.rows_dropped += 1
+        self._problem(f"a {'log event' if is_event else 'task row'} could not be stored and was dropped: "
+                      f"{short_repr(last)}", task_id)
+
+    def _problem(self, message: str, task_id: str | None) -> None:
+        logger.warning("apflow_nb: %s (task %s)", message, task_id)
+        if self.on_problem is not None:
+            try:
+                self.on_problem(message, task_id)
+            except Exception:  # pragma: no cover - never let reporting break writing
+                logger.exception("apflow_nb: reporting a store problem failed")
+
+
+def _repaired(row: dict[str, Any], is_event: bool) -> dict[str, Any]:
+    """The row with JSON values replaced by a note and strings made safe for any database."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, (dict, list)):
+            value = {"unstorable": short_repr(value)}
+        elif isinstance(value, str):
+            value = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+        out[key] = value
+    return out
+
+
+def _state_only(row: dict[str, Any], is_event: bool) -> dict[str, Any]:
+    """An event row without its payload, or a task row with only its state columns."""
+    if is_event:
+        return dict(row, payload=None, name=None)
+    kept = {k: v for k, v in _repaired(row, is_event).items() if k in STATE_COLUMNS or k == "_task_id"}
+    if "error" in kept and kept["error"] is not None:
+        kept["error"] = kept["error"][:10_000]
+    return kept

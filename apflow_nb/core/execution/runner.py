@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -45,3 +46,49 @@ class LocalRunner:
 
     def check_store(self, url: str) -> None:
         """Every store works with the local runner."""
+
+
+def as_runner(runner: Any) -> Any:
+    """None (or a LocalRunner) means "on this loop"; anything else must be a Runner.
+
+    The core knows no engine by name: wrap a Dask client with
+    ``apflow_nb.distributed.DaskRunner.from_client(client)`` (``apflow_nb.run`` does it for you).
+    """
+    if runner is None or isinstance(runner, LocalRunner):
+        return None
+    if not isinstance(runner, Runner):
+        raise TypeError(f"runner must be a Runner (an object with `async run(executor, inputs, context)`), "
+                        f"got {type(runner).__name__}. For a Dask client use "
+                        f"apflow_nb.distributed.DaskRunner.from_client(client).")
+    return runner
+
+
+BLOCK_THRESHOLD = 0.2  # seconds an executor may hold the loop before it is reported
+
+
+class BlockWatch:
+    """Awaits an executor's coroutine step by step, reporting steps that held the loop too long."""
+
+    __slots__ = ("coro", "report")
+
+    def __init__(self, coro: Any, report: Callable[[float], None]):
+        self.coro = coro
+        self.report = report
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        coro, report, clock = self.coro, self.report, time.perf_counter
+        send, exc = None, None
+        while True:
+            started = clock()
+            try:
+                yielded = coro.throw(exc) if exc is not None else coro.send(send)
+            except StopIteration as stop:
+                if clock() - started > BLOCK_THRESHOLD:
+                    report(clock() - started)
+                return stop.value
+            if clock() - started > BLOCK_THRESHOLD:
+                report(clock() - started)
+            try:
+                send, exc = (yield yielded), None
+            except BaseException as error:  # noqa: BLE001 - handed to the coroutine, as await does
+                send, exc = None, error

@@ -14,7 +14,7 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 
 T = TypeVar("T")
 
-TREE_HOOK_EVENTS = ("on_tree_created", "on_tree_started", "on_tree_completed", "on_tree_failed")
+TREE_HOOK_EVENTS = ("on_tree_started", "on_tree_completed", "on_tree_failed")
 
 
 def _register_extension(obj: Any, category: ExtensionCategory, base: type, ext_id: str | None,
@@ -47,23 +47,32 @@ def executor_register(obj: Any = None, *, executor_id: str | None = None, **opti
     ``executor_register(MyExecutor())``, ``executor_register(MyExecutor, executor_id="x")``,
     ``@executor_register`` and ``@executor_register(executor_id="x")`` all work. A function is
     wrapped by :func:`apflow_nb.function_executor` (its signature becomes the input schema).
+    Run settings apply to every task of this executor unless the task says otherwise: ``cache``,
+    ``cache_version``, ``cache_ttl``, ``retries``, ``retry_delay``, ``retry_jitter``, ``timeout``.
     Returns what it was given, so it can decorate.
     """
     if obj is None:
         return lambda target: executor_register(target, executor_id=executor_id, **options)
     from apflow_nb.core.interfaces.executable_task import ExecutableTask
 
+    from apflow_nb.core.policy import POLICY_KEYS, check_policy
+
+    policy = check_policy({k: options.pop(k) for k in POLICY_KEYS if k in options}, "executor_register",
+                          error=ValueError)
     if isinstance(obj, type) and issubclass(obj, ExecutableTask) or isinstance(obj, ExecutableTask):
         if options:
-            raise TypeError(f"executor_register got unexpected options {sorted(options)} for a class or instance")
-        _register_extension(obj, ExtensionCategory.EXECUTOR, ExecutableTask, executor_id, "executor",
-                            "Subclass apflow_nb.ExecutableTask or apflow_nb.BaseTask.")
+            raise TypeError(f"executor_register got unexpected options {sorted(options)} for a class or instance "
+                            f"(run settings it takes: {', '.join(POLICY_KEYS)})")
+        entry = _register_extension(obj, ExtensionCategory.EXECUTOR, ExecutableTask, executor_id, "executor",
+                                    "Subclass apflow_nb.ExecutableTask or apflow_nb.BaseTask.")
+        entry.meta["policy"] = policy
         return obj
     if callable(obj) and not isinstance(obj, type):
-        from apflow_nb.executors.function import function_executor
+        from apflow_nb.core.base.function_task import function_executor
 
         cls = function_executor(obj, executor_id=executor_id, **options)
-        _register_extension(cls, ExtensionCategory.EXECUTOR, ExecutableTask, cls.id, "executor", "")
+        entry = _register_extension(cls, ExtensionCategory.EXECUTOR, ExecutableTask, cls.id, "executor", "")
+        entry.meta["policy"] = policy
         return obj
     raise TypeError(f"executor_register expects an ExecutableTask subclass or instance, or a function; "
                     f"got {obj!r}.")
@@ -100,9 +109,11 @@ def hook_register(fn: Callable[..., Any] | None = None, *, stage: str = "pre", e
                   hook_id: str | None = None) -> Any:
     """Register a hook function (sync or async) for ``stage`` "pre", "post" or "tree".
 
-    Pre-hooks get ``(task)`` and may change ``task.inputs``; post-hooks get ``(task, inputs, result)``
-    for every outcome; tree hooks get ``(root_task, status)`` on ``event`` (one of
-    ``on_tree_created``, ``on_tree_started``, ``on_tree_completed``, ``on_tree_failed``).
+    Pre-hooks get ``task`` and may change ``task.inputs``; post-hooks get ``task, inputs, result`` for
+    every outcome (and ``status``, ``error`` by name); tree hooks get ``task`` (the root) and ``status``
+    (and ``event``) on ``event``: ``on_tree_started``, ``on_tree_completed`` or ``on_tree_failed``.
+    Parameters are matched by name, the rest by position, and ``**kwargs`` takes whatever else is
+    passed, so hooks keep working as arguments are added (see ``core.extensions.hooks``).
     A hook registered again under the same module and name replaces the old one.
     """
     if fn is None:
@@ -162,7 +173,19 @@ def unregister_hook(fn_or_id: Callable[..., Any] | str) -> bool:
     return removed
 
 
+_hooks_cache: dict[tuple[str, str | None], tuple[int, list[Callable[..., Any]]]] = {}
+
+
 def get_hooks(stage: str, event: str | None = None) -> list[Callable[..., Any]]:
-    """Registered hook functions of a stage (and tree event), in registration order."""
-    return [e.obj for e in get_registry().list(ExtensionCategory.HOOK)
-            if e.meta.get("stage") == stage and (event is None or e.meta.get("event") == event)]
+    """Registered hook functions of a stage (and tree event), in registration order.
+
+    Cached until the registry changes: the engine asks for every task.
+    """
+    registry = get_registry()
+    cached = _hooks_cache.get((stage, event))
+    if cached is not None and cached[0] == registry.version and registry.loaded:
+        return cached[1]
+    hooks = [e.obj for e in registry.list(ExtensionCategory.HOOK)
+             if e.meta.get("stage") == stage and (event is None or e.meta.get("event") == event)]
+    _hooks_cache[(stage, event)] = (registry.version, hooks)
+    return hooks

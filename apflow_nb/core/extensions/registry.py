@@ -107,25 +107,29 @@ class ExtensionRegistry:
         """``{"executor": [...ids], "storage": [...], ...}``."""
         return {c.value: self.ids(c) for c in ExtensionCategory}
 
+    @property
+    def loaded(self) -> bool:
+        """True once the entry points (built-in executors included) were loaded."""
+        return self._loaded
+
     def load_defaults(self) -> None:
-        """Register the built-in executors and every ``apflow_nb.extensions`` entry point, once."""
+        """Register every ``apflow_nb.extensions`` entry point (the built-in executors are one), once.
+
+        Entry points never replace what the user registered.
+        """
         if self._loaded:
             return
         with self._lock:
             if self._loaded:
                 return
             self._loaded = True
-            from apflow_nb.executors import register_builtins
-
-            register_builtins(self)
             self._load_entry_points()
+            self.version += 1
 
     def _load_entry_points(self) -> None:
         from importlib.metadata import entry_points
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.value.startswith("apflow_nb.executors:"):
-                continue  # our own built-ins, registered above
             try:
                 obj = ep.load()
                 register_object(obj, registry=self, source=f"entry_point:{ep.name}", replace=False)

@@ -35,6 +35,7 @@ WIDE_AT = 2 * MAX_KEYS  # distinct keys at which a level is wide, however large 
 MAX_PATH = 500  # characters of a path's JSON text; deeper or longer paths are not recorded
 KINDS = ("inputs", "result")
 LEAF, WIDE = "leaf", "wide"
+CATALOG_COLUMNS = ("executor", "kind", "path", "shape")
 
 key_catalog = Table(
     TABLE_NAME, Base.metadata,

@@ -1,87 +1,116 @@
-"""Orphaned tasks: rows left in_progress by a process that died (a killed kernel, a crash).
+"""Orphaned runs: trees left unfinished by a process that died (a killed kernel, a crash).
 
 Each running task records its owner, ``host:pid:start`` (the process start time tells a reused
-pid apart). When a process opens a store, tasks in_progress whose owner is a dead process on
-this host are marked failed with an error that says so. A live owner's tasks, and tasks owned
-by other hosts (whose processes cannot be checked from here), are never touched.
+pid apart), and each run holds a lease (``storage/runs.py``). When a process opens a store, every
+tree whose run died — a task in_progress owned by a dead process, or an unfinished lease whose owner
+is gone — is ended as a whole: its in_progress tasks fail ("its process died"), its pending tasks
+fail too (naming the failed required dependency when they had one), and the event log records it.
+A process is dead when it no longer exists, has become a zombie, or its pid now belongs to another
+process. A live owner's tasks are never touched; tasks owned by another host are ended only when
+that host's lease heartbeat is older than the lease's time to live.
 """
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, insert, select, update
 
-HOST = socket.gethostname()
+from apflow_nb.core.storage.processes import owner_alive, process_identity
+from apflow_nb.core.storage.runs import owner_gone, runs
+from apflow_nb.core.storage.sqlalchemy.models import task_events, utcnow
 
-
-def _start_time(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read().decode(errors="replace")
-    except OSError:
-        return None
-    # the command name may hold spaces and parentheses: fields resume after the last ')'
-    fields = data[data.rindex(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
+def _died(owner: str) -> str:
+    host, pid, _ = owner.rsplit(":", 2)
+    return f"the process that ran this tree died (pid {pid} on {host})"
 
 
-def process_identity(pid: int | None = None) -> str:
-    """``host:pid:start`` of this process (or of ``pid``)."""
-    pid = os.getpid() if pid is None else pid
-    return f"{HOST}:{pid}:{_start_time(pid) or '?'}"
-
-
-def owner_alive(owner: str) -> bool | None:
-    """True/False for an owner on this host; None when it cannot be told (another host, bad format)."""
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != HOST:
-        return None
-    try:
-        pid = int(parts[1])
-    except ValueError:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    recorded = parts[2]
-    current = _start_time(pid)
-    if recorded != "?" and current is not None and current != recorded:
-        return False  # the pid was reused by another process
-    return True
+def dead_runs(engine: Engine, model: Any) -> dict[str, str]:
+    """Root ids of runs whose process is gone, with the dead owner's identity."""
+    table = model.__table__
+    dead: dict[str, str] = {}
+    with engine.connect() as conn:
+        for root_id, owner in conn.execute(select(table.c.root_id, table.c.owner)
+                                           .where(table.c.status == "in_progress").distinct()):
+            if owner and root_id and owner_alive(owner) is False:
+                dead.setdefault(root_id, owner)
+        for root_id, owner, beat in conn.execute(select(runs.c.root_id, runs.c.owner, runs.c.heartbeat_at)
+                                                 .where(runs.c.finished_at.is_(None))):
+            if owner != process_identity() and owner_gone(owner, beat):
+                dead.setdefault(root_id, owner)
+    return dead
 
 
 def recover_orphans(engine: Engine, model: Any) -> list[str]:
-    """Mark in_progress tasks of dead local processes failed; return their ids."""
-    from apflow_nb.core.storage.sqlalchemy.models import utcnow
-
-    table = model.__table__
-    with engine.connect() as conn:
-        rows = conn.execute(select(table.c.id, table.c.owner).where(table.c.status == "in_progress")).all()
-    dead: dict[str, list[str]] = {}
-    for task_id, owner in rows:
-        if owner and owner_alive(owner) is False:
-            dead.setdefault(owner, []).append(task_id)
-    if not dead:
-        return []
-    now = utcnow()
+    """End every dead run's unfinished tasks (see the module docstring); return their ids."""
     recovered: list[str] = []
-    with engine.begin() as conn:
-        for owner, ids in dead.items():
-            host, pid, _ = owner.rsplit(":", 2)
-            message = (f"the process that ran this task died (pid {pid} on {host}) before it finished; "
-                       f"found by process {os.getpid()} when it opened the store. Run the tree again to retry.")
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                result = conn.execute(
-                    update(table).where(table.c.id.in_(chunk), table.c.status == "in_progress",
-                                        table.c.owner == owner)
-                    .values(status="failed", error=message, completed_at=now, updated_at=now,
-                            result={"status": "failed", "error": message, "error_type": "ProcessDied"}))
-                if result.rowcount:
-                    recovered.extend(chunk)
+    for root_id, owner in dead_runs(engine, model).items():
+        recovered.extend(recover_tree(engine, model, root_id, owner))
     return recovered
+
+
+def recover_tree(engine: Engine, model: Any, root_id: str, owner: str) -> list[str]:
+    """End one dead run: in_progress and pending tasks fail, the event log and the lease say so."""
+    table = model.__table__
+    c = table.c
+    with engine.begin() as conn:
+        rows = conn.execute(select(c.id, c.key, c.name, c.status, c.dependencies, c.owner)
+                            .where(and_(c.root_id == root_id, c.status.in_(("pending", "in_progress"))))).all()
+        failed = {r.id for r in conn.execute(select(c.id).where(and_(c.root_id == root_id, c.status == "failed")))}
+        keys = {r.id: r.key or r.id for r in rows}
+        now = utcnow()
+        host, pid, _ = owner.rsplit(":", 2)
+        message = (f"the process that ran this task died (pid {pid} on {host}) before it finished; found by "
+                   f"process {os.getpid()}. Run the tree again to retry.")
+        ended: list[tuple[Any, str, dict[str, Any]]] = []
+        for r in rows:
+            if r.status == "in_progress":
+                ended.append((r, message, {"status": "failed", "error": message, "error_type": "ProcessDied"}))
+                failed.add(r.id)
+        for r in _pending_in_order(rows):
+            required = [d for d in (r.dependencies or []) if isinstance(d, dict) and d.get("required", True)]
+            upstream = next((d["id"] for d in required if d["id"] in failed), None)
+            if upstream is not None:
+                key = keys.get(upstream, upstream)
+                text = f"skipped: required dependency {key!r} failed: its process died"
+                result = {"status": "failed", "error": text, "error_type": "DependencyFailed", "upstream": key}
+            else:
+                text = f"{_died(owner)} before this task started"
+                result = {"status": "failed", "error": text, "error_type": "ProcessDied"}
+            ended.append((r, text, result))
+            failed.add(r.id)
+        for r, text, result in ended:
+            conn.execute(update(table).where(and_(c.id == r.id, c.status == r.status))
+                         .values(status="failed", error=text, result=result, completed_at=now, updated_at=now))
+        if ended:
+            conn.execute(insert(task_events), [
+                {"event_type": "task_failed", "task_id": r.id, "root_id": root_id, "name": r.name,
+                 "status": "failed", "progress": None, "timestamp": now,
+                 "payload": {"error": text, "error_type": result["error_type"], "recovered": True}}
+                for r, text, result in ended])
+        conn.execute(update(runs).where(and_(runs.c.root_id == root_id, runs.c.owner == owner))
+                     .values(finished_at=now, status="failed"))
+    return [r.id for r, _, _ in ended]
+
+
+def _pending_in_order(rows: list[Any]) -> list[Any]:
+    """Pending rows, each after the pending rows it depends on (so a skip names the first failure)."""
+    pending = {r.id: r for r in rows if r.status == "pending"}
+    out: list[Any] = []
+    seen: set[str] = set()
+    for start in pending:
+        stack = [(start, False)]
+        while stack:
+            rid, expanded = stack.pop()
+            if rid in seen:
+                continue
+            if expanded:
+                seen.add(rid)
+                out.append(pending[rid])
+                continue
+            stack.append((rid, True))
+            for d in pending[rid].dependencies or []:
+                dep = d.get("id") if isinstance(d, dict) else d
+                if dep in pending and dep not in seen:
+                    stack.append((dep, False))
+    return out

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from apflow_nb.core.errors import SchemaMismatchError
-from apflow_nb.core.storage import key_catalog  # noqa: F401 - registers apflow_result_keys on Base.metadata
+from apflow_nb.core.storage import json_text, runs  # noqa: F401 - runs defines the run tables on Base
+from apflow_nb.core.storage import key_catalog  # noqa: F401 - defines apflow_result_keys on Base
 from apflow_nb.core.storage.sqlalchemy.models import SCHEMA_VERSION, TABLE_NAME, Base, get_task_model_class
 
 ENV_URL = "APFLOW_NB_DATABASE_URL"
@@ -77,6 +78,7 @@ def get_engine(url: str | None = None, **engine_kwargs: Any) -> Engine:
                 kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         elif parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
             url = str(parsed.set(drivername="postgresql+psycopg")) if _has_psycopg3() else url
+        kwargs.setdefault("json_serializer", json_text.dumps)
         engine = create_engine(url, **kwargs)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)

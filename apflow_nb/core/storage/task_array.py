@@ -21,10 +21,11 @@ from apflow_nb.core.errors import (
     CircularDependencyError, DuplicateTaskIdError, ExecutorNotFoundError, InputValidationError, TaskArrayError,
 )
 from apflow_nb.core.tree_check import find_cycle
+from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.storage.sqlalchemy.models import get_task_model_class, new_task_id
 from apflow_nb.core.storage.task_fields import (
     MAX_ID_LENGTH, STANDARD_FIELDS, check_custom_fields, check_json_field, check_priority, check_text,
-    normalize_dependencies,
+    normalize_dependencies, take_options,
 )
 from apflow_nb.core.types import TaskTreeNode, executor_id_of
 
@@ -110,6 +111,8 @@ def _spec(i: int, t: dict[str, Any], key: str, ids: dict[str, str]) -> dict[str,
     for field in ("inputs", "schemas", "params"):
         check_json_field(spec.get(field), field, where, error=TaskArrayError)
     check_priority(spec.setdefault("priority", 2), where, error=TaskArrayError)
+    options = take_options(spec, where, error=TaskArrayError)
+    spec.update(options or {})  # checked here; create_task stores them as the task's options
     check_text(spec.get("user_id"), "user_id", where, error=TaskArrayError)
     return spec
 
@@ -165,6 +168,11 @@ def check_executors(specs: Sequence[dict[str, Any]]) -> None:
 def create_task_tree_from_array(repository: "TaskRepository", tasks: Any, *, user_id: str | None = None,
                                 validate_executors: bool = False) -> TaskTreeNode:
     """Check, store and return a task array as a TaskTreeNode: a new run (nothing is written if a check fails)."""
+    with gc_paused():
+        return _create(repository, tasks, user_id, validate_executors)
+
+
+def _create(repository: "TaskRepository", tasks: Any, user_id: str | None, validate_executors: bool) -> TaskTreeNode:
     check_text(user_id, "user_id", "the run", error=TaskArrayError)
     specs = normalize_task_array(tasks, repository.model)
     if validate_executors:

@@ -11,13 +11,15 @@ import json
 from typing import Any, Iterable
 
 from apflow_nb.core.errors import TaskFieldError
+from apflow_nb.core.policy import TASK_KEYS, check_policy
 
 #: columns the engine sets; a task array or create_task may not
 RESERVED_FIELDS = frozenset({"status", "result", "error", "progress", "created_at", "started_at", "updated_at",
-                             "completed_at", "root_id", "owner", "has_children", "has_copy", "original_task_id"})
-#: what a task may be given
+                             "completed_at", "root_id", "owner", "has_children", "has_copy", "original_task_id",
+                             "options", "attempts", "cached_from"})
+#: what a task may be given (the run settings go to its ``options``)
 STANDARD_FIELDS = frozenset({"id", "key", "name", "user_id", "parent_id", "priority", "dependencies", "inputs",
-                             "schemas", "params"})
+                             "schemas", "params"}) | frozenset(TASK_KEYS)
 PRIORITIES = range(0, 4)
 MAX_ID_LENGTH = 200  # the id column holds 255; a re-run appends "@" and an 8-character run tag
 
@@ -87,10 +89,13 @@ def normalize_dependencies(deps: Any, *, where: str = "dependencies",
 
     ``required`` must be a boolean: the string ``"false"`` is refused, not read as true.
     """
-    if deps is None:
+    if not deps:
         return []
-    if isinstance(deps, (str, dict)) or not isinstance(deps, Iterable):
-        deps = [deps]
+    if type(deps) is list and all(type(d) is dict and type(d.get("id")) is str and d["id"]
+                                  and type(d.get("required")) is bool for d in deps):
+        return deps  # already normalized (as stored): the run only reads it
+    if not isinstance(deps, (list, tuple)):
+        deps = [deps] if isinstance(deps, (str, dict)) or not isinstance(deps, Iterable) else list(deps)
     out = []
     for i, dep in enumerate(deps):
         if isinstance(dep, str) and dep:
@@ -105,6 +110,12 @@ def normalize_dependencies(deps: Any, *, where: str = "dependencies",
         else:
             raise error(f"{where}[{i}] must be a task id or {{'id': ..., 'required': bool}}, got {_short(dep)}")
     return out
+
+
+def take_options(fields: dict[str, Any], where: str, error: type[Exception] = TaskFieldError) -> dict[str, Any] | None:
+    """Remove the run settings (cache, retries, ...) from ``fields``; checked, as the task's ``options``."""
+    found = {k: fields.pop(k) for k in TASK_KEYS if k in fields}
+    return check_policy(found, where, error) or None
 
 
 def check_custom_fields(fields: dict[str, Any], model: Any, where: str,

@@ -83,6 +83,9 @@ class TaskModel(Base):
     original_task_id = Column(String(255), nullable=True)
     has_copy = Column(Boolean, nullable=False, default=False)
     owner = Column(String(255), nullable=True)
+    options = Column(JSON, nullable=True)  # how to run it: cache, retries, retry_delay, retry_jitter, timeout
+    attempts = Column(Integer, nullable=True)  # attempts the last run made (retries + 1 at most)
+    cached_from = Column(String(255), nullable=True)  # the task whose cached result this one reused
     created_at = Column(UTCDateTime, nullable=False, default=utcnow)
     started_at = Column(UTCDateTime, nullable=True)
     updated_at = Column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
@@ -152,3 +155,21 @@ def set_task_model_class(model_class: type[TaskModel] | None) -> None:
 def get_task_model_class() -> type[TaskModel]:
     """The TaskModel class in use."""
     return _task_model_class
+
+
+_BASE_COLUMNS = frozenset(TaskModel.__table__.columns.keys())
+_BASE_INDEXES = frozenset(TaskModel.__table__.indexes)
+
+
+def restore_task_table() -> None:
+    """Forget the columns and indexes custom TaskModel subclasses added to the shared table definition,
+    and go back to the default model (tests, and notebooks that redefine their model from scratch).
+
+    The store's table is not changed: this is about the Python definition only.
+    """
+    set_task_model_class(None)
+    table = TaskModel.__table__
+    for name in set(table.columns.keys()) - _BASE_COLUMNS:
+        table._columns.remove(table.columns[name])  # SQLAlchemy has no public way to drop a Column
+    for index in set(table.indexes) - _BASE_INDEXES:
+        table.indexes.discard(index)

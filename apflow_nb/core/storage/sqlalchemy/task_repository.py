@@ -12,7 +12,7 @@ from apflow_nb.core.errors import DuplicateTaskIdError, TaskNotFoundError, Unkno
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
 from apflow_nb.core.storage.task_fields import (
     MAX_ID_LENGTH, check_custom_fields, check_json_field, check_priority, check_text, json_problem,
-    normalize_dependencies,
+    normalize_dependencies, take_options,
 )
 from apflow_nb.core.types import TaskTreeNode
 
@@ -56,14 +56,15 @@ class TaskRepository:
         for label, value in (("inputs", inputs), ("schemas", schemas), ("params", params)):
             check_json_field(value, label, where)
         deps = normalize_dependencies(dependencies, where=f"{where} dependencies")
+        options = take_options(fields, where)
         if fields:
             check_custom_fields(fields, model, where)
         task_id = id or new_task_id()
         now = utcnow()
-        return model(id=task_id, key=key or task_id, name=name, user_id=user_id, parent_id=parent_id,
+        return model(id=task_id, key=key or id or name, name=name, user_id=user_id, parent_id=parent_id,
                      priority=priority, dependencies=deps, inputs=dict(inputs or {}), schemas=schemas,
                      params=params, status="pending", progress=0.0, has_children=False, has_copy=False,
-                     created_at=now, updated_at=now, **fields)
+                     options=options, created_at=now, updated_at=now, **fields)
 
     async def create_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
                           priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,

@@ -1,0 +1,138 @@
+"""Batched writes for the state writer: executemany with values converted once, by us.
+
+SQLAlchemy's executemany processes every value of every row through the column types (a Python
+call per datetime and per JSON value). For SQLite and PostgreSQL the statements are compiled once
+and the rows are converted here in one pass: JSON values to text (``json_text.dumps``: never fails),
+timestamps to the form SQLAlchemy itself stores (naive UTC text on SQLite, aware datetimes for
+psycopg). Other databases use SQLAlchemy's own path.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import JSON, Text, bindparam, cast, insert, update
+from sqlalchemy.engine import Connection, Engine
+
+from apflow_nb.core.storage.json_text import dumps
+from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime
+
+Convert = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _json(value: Any) -> Any:
+    return None if value is None else dumps(value)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}:"
+            f"{value.second:02d}.{value.microsecond:06d}")
+
+
+def _pg_time(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class BatchWriter:
+    """Compiled UPDATE-by-id and INSERT statements for one table and engine."""
+
+    def __init__(self, engine: Engine, table: Any):
+        self.table = table
+        self.dialect = engine.dialect
+        self.fast = self.dialect.name in ("sqlite", "postgresql")
+        self._updates: dict[tuple[str, ...], tuple[str, list[str], list[Convert]] | Any] = {}
+        self._inserts: dict[tuple[int, tuple[str, ...]], tuple[str, list[str], list[Convert]] | Any] = {}
+
+    def _convert(self, column: Any) -> Convert:
+        if isinstance(column.type, JSON):
+            return _json
+        if isinstance(column.type, UTCDateTime):
+            return _sqlite_time if self.dialect.name == "sqlite" else _pg_time
+        return _identity
+
+    def _bind(self, column: Any, name: str) -> Any:
+        if self.dialect.name == "postgresql" and isinstance(column.type, JSON):
+            return cast(bindparam(name, type_=Text), column.type)
+        return bindparam(name)
+
+    def _compile(self, stmt: Any, columns: dict[str, Any]) -> tuple[str, list[str], list[Convert]]:
+        compiled = stmt.compile(dialect=self.dialect)
+        names = list(compiled.positiontup) if self.dialect.positional else list(compiled.binds)
+        return compiled.string, names, [self._convert(columns[n]) for n in names]
+
+    def update_rows(self, conn: Connection, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """``UPDATE table SET <keys> WHERE id = :_task_id`` for every row (each has ``_task_id``)."""
+        cols = self.table.c
+        plan = self._updates.get(keys)
+        if plan is None:
+            if self.fast:
+                stmt = update(self.table).where(cols.id == bindparam("_task_id")).values(
+                    {k: self._bind(cols[k], k) for k in keys})
+                plan = self._compile(stmt, {**{k: cols[k] for k in keys}, "_task_id": cols.id})
+            else:
+                plan = (update(self.table).where(cols.id == bindparam("_task_id"))
+                        .values({k: bindparam(k, type_=cols[k].type) for k in keys}))
+            self._updates[keys] = plan
+        self._run(conn, plan, rows)
+
+    def insert_rows(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+        """``INSERT INTO table`` every row (all rows have the same keys)."""
+        keys = tuple(rows[0])
+        plan = self._inserts.get((id(table), keys))
+        if plan is None:
+            cols = table.c
+            if self.fast:
+                stmt = insert(table).values({k: self._bind(cols[k], k) for k in keys})
+                plan = self._compile(stmt, {k: cols[k] for k in keys})
+            else:
+                plan = insert(table)
+            self._inserts[(id(table), keys)] = plan
+        self._run(conn, plan, rows)
+
+    def upsert_rows(self, conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> None:
+        """Insert every row, replacing the row with the same ``key`` (all rows have the same columns)."""
+        keys = tuple(rows[0])
+        plan = self._inserts.get((id(table), keys + ("|upsert",)))
+        if plan is None:
+            cols = table.c
+            if self.fast:
+                if self.dialect.name == "sqlite":
+                    from sqlalchemy.dialects.sqlite import insert as dialect_insert
+                else:
+                    from sqlalchemy.dialects.postgresql import insert as dialect_insert
+                stmt = dialect_insert(table).values({k: self._bind(cols[k], k) for k in keys})
+                stmt = stmt.on_conflict_do_update(index_elements=[key],
+                                                  set_={k: stmt.excluded[k] for k in keys if k != key})
+                plan = self._compile(stmt, {k: cols[k] for k in keys})
+            else:
+                plan = ("generic", table, key)
+            self._inserts[(id(table), keys + ("|upsert",))] = plan
+        if plan[0] == "generic":
+            from sqlalchemy import delete
+
+            conn.execute(delete(table).where(table.c[key].in_([r[key] for r in rows])))
+            conn.execute(insert(table), rows)
+            return
+        self._run(conn, plan, rows)
+
+    def _run(self, conn: Connection, plan: Any, rows: list[dict[str, Any]]) -> None:
+        if not isinstance(plan, tuple):
+            conn.execute(plan, rows)
+            return
+        sql, names, converters = plan
+        pairs = list(zip(names, converters))
+        if self.dialect.positional:
+            params: Iterable[Any] = [tuple(conv(row[n]) for n, conv in pairs) for row in rows]
+        else:
+            params = [{n: conv(row[n]) for n, conv in pairs} for row in rows]
+        conn.exec_driver_sql(sql, list(params))

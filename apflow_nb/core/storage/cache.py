@@ -1,0 +1,152 @@
+"""The result cache: one table in the store, so every kernel and machine sharing the store shares it.
+
+A key is the executor id, a fingerprint of the executor's code (the class or function source, the
+``%%executor`` cell's source, or its bytecode when no source is available; plus ``cache_version``)
+and the canonical JSON of the inputs the executor would get (after dependency merge, pre-hooks and
+validation), hashed. Only completed results are stored; failed and cancelled ones never are. An
+entry may expire (``cache_ttl``). ``clear_cache`` removes entries.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import textwrap
+import weakref
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from sqlalchemy import JSON, Column, Engine, String, Table, and_, delete, or_, select
+
+from apflow_nb.core.storage.sqlalchemy.models import Base, UTCDateTime, utcnow
+
+cache_table = Table(
+    "apflow_cache", Base.metadata,
+    Column("key", String(64), primary_key=True),
+    Column("executor_id", String(255), nullable=False, index=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("task_id", String(255), nullable=True),  # the task that computed it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+SOURCE_ATTRIBUTE = "__apflow_source__"  # what %%executor sets to the cell's source
+_fingerprints: "weakref.WeakKeyDictionary[type, str]" = weakref.WeakKeyDictionary()
+
+
+def code_of(obj: Any) -> str:
+    """The text that stands for ``obj``'s code: its recorded cell source, its source, else its bytecode."""
+    recorded = getattr(obj, SOURCE_ATTRIBUTE, None)
+    if isinstance(recorded, str):
+        return recorded
+    function = getattr(obj, "function", None)  # function executors: the function is the code
+    target = function if callable(function) else obj
+    recorded = getattr(target, SOURCE_ATTRIBUTE, None)
+    if isinstance(recorded, str):
+        return recorded
+    try:
+        return textwrap.dedent(inspect.getsource(target))
+    except (OSError, TypeError):
+        return _bytecode(target)
+
+
+def _bytecode(obj: Any) -> str:
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        return _code_text(code)
+    parts = [f"{name}={_code_text(value.__code__)}" for name, value in sorted(vars(obj).items())
+             if callable(value) and hasattr(value, "__code__")]
+    return "\n".join(parts) or repr(obj)
+
+
+def _code_text(code: Any) -> str:
+    consts = [(_code_text(c) if hasattr(c, "co_code") else repr(c)) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{consts}|{code.co_names}"
+
+
+def fingerprint(cls: type, cache_version: str | None = None) -> str:
+    """A short hash of an executor class's code (cached per class) and its ``cache_version``."""
+    digest = _fingerprints.get(cls)
+    if digest is None:
+        digest = _fingerprints[cls] = hashlib.sha256(code_of(cls).encode("utf-8", "replace")).hexdigest()[:32]
+    return digest if cache_version is None else f"{digest}:{cache_version}"
+
+
+def _canonical(value: Any) -> Any:
+    get_secret = getattr(value, "get_secret_value", None)
+    if callable(get_secret):  # pydantic SecretStr/SecretBytes: the real value keys the entry (hashed only)
+        return {"__secret__": hashlib.sha256(repr(get_secret()).encode()).hexdigest()}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return repr(value)
+
+
+def cache_key(executor_id: str, code: str, inputs: dict[str, Any]) -> str:
+    """The key of one call: executor id, code fingerprint and the canonical JSON of the inputs, hashed."""
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=_canonical, ensure_ascii=False)
+    return hashlib.sha256(f"{executor_id}\x1f{code}\x1f{text}".encode("utf-8", "replace")).hexdigest()
+
+
+def load_index(engine: Engine, executor_ids: Iterable[str]) -> dict[str, tuple[Any, str | None]]:
+    """Every live entry of these executors: ``key -> (result, task id)`` (one query; results decoded)."""
+    ids = sorted(set(executor_ids))
+    if not ids:
+        return {}
+    now = utcnow()
+    c = cache_table.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.key, c.result, c.task_id)
+                            .where(and_(c.executor_id.in_(ids), or_(c.expires_at.is_(None), c.expires_at > now))))
+        return {key: (result, task_id) for key, result, task_id in rows}
+
+
+def entry_row(key: str, executor_id: str, code: str, result: Any, task_id: str, ttl: float | None) -> dict[str, Any]:
+    """The row that stores one result (written by the state writer, replacing an older one)."""
+    now = utcnow()
+    return {"key": key, "executor_id": executor_id, "fingerprint": code[:64], "result": result,
+            "task_id": task_id, "created_at": now, "expires_at": now + timedelta(seconds=ttl) if ttl else None}
+
+
+def clear_cache(executor: str | None = None, older_than: datetime | timedelta | None = None, *,
+                store: Any = None) -> int:
+    """Remove cached results (of one executor; older than a timedelta, or created before a datetime) from
+    ``store`` (a URL, Session, Engine or TaskManager; default: the default store); returns how many."""
+    return clear(_engine_of(store), executor, older_than)
+
+
+def _engine_of(store: Any) -> Engine:
+    from apflow_nb.core.storage.session import create_session, get_engine
+
+    if store is None or isinstance(store, str):
+        engine = get_engine(store)
+        create_session(store).close()  # the tables exist
+        return engine
+    if isinstance(store, Engine):
+        return store
+    db = getattr(store, "db", store)  # a TaskManager, or a Session
+    return db.get_bind()
+
+
+def clear(engine: Engine, executor: str | None = None, older_than: datetime | timedelta | None = None) -> int:
+    """Remove entries (of one executor; created before a time, or longer ago than a timedelta); return how many."""
+    c = cache_table.c
+    where = []
+    if executor is not None:
+        where.append(c.executor_id == executor)
+    if older_than is not None:
+        cutoff = utcnow() - older_than if isinstance(older_than, timedelta) else older_than
+        where.append(c.created_at < cutoff)
+    with engine.begin() as conn:
+        return conn.execute(delete(cache_table).where(and_(*where)) if where else delete(cache_table)).rowcount
+
+
+def stats(engine: Engine) -> list[tuple[str, int]]:
+    """``(executor id, entries)`` pairs, for ``%apflow cache``."""
+    from sqlalchemy import func
+
+    c = cache_table.c
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(c.executor_id, func.count()).group_by(c.executor_id)
+                                               .order_by(c.executor_id))]

@@ -1,0 +1,62 @@
+"""How JSON values are written to every store: one encoder that never fails.
+
+Inputs and results are checked strictly before they are recorded (a result that is not JSON fails
+its task). Event payloads come from executors as they are: what JSON cannot hold is converted here
+(datetimes and dates to ISO text, bytes to a short repr, sets to lists, NaN and infinities to None,
+anything else to its repr), and strings a database would refuse (lone surrogates, NUL) are
+repaired, so one payload can never make a batch of writes fail.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_BAD_ESCAPE = re.compile(r"\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}")
+MAX_REPR = 200
+
+
+def dumps(value: Any) -> str:
+    """JSON text for ``value``; never raises (see the module docstring for what is converted)."""
+    try:
+        text = _encode(value)
+    except (TypeError, ValueError, RecursionError):
+        text = _encode(jsonable(value))
+    if "\\u" in text and _BAD_ESCAPE.search(text):
+        text = _BAD_ESCAPE.sub(r"\\ufffd", text)
+    return text
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` that JSON can hold (converted as described above)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth > 50:
+        return short_repr(value)
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v, depth + 1) for v in value]
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return jsonable(value.value, depth + 1)
+    if isinstance(value, Decimal):
+        return float(value) if value.is_finite() else None
+    return short_repr(value)
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to a readable length."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__
+        text = f"<{type(value).__name__} (repr failed: {type(exc).__name__})>"
+    return text if len(text) <= MAX_REPR else text[:MAX_REPR - 1] + "…"
