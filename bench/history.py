@@ -232,6 +232,33 @@ def table(rows: dict[str, dict], base: dict[str, dict] | None) -> None:
         print(line + f"{r['frame_mb']:.0f} |")
 
 
+def store_urls(store: str, tmp: str) -> tuple[str, str]:
+    """(the URL history() reads, what the build child fills) for --store."""
+    if store == "sqlite":
+        return f"sqlite:///{tmp}/tasks.db", f"sqlite:///{tmp}/tasks.db"
+    if store == "duckdb":
+        return f"duckdb:///{tmp}/their.duckdb", f"{tmp}/their.duckdb"
+    from sqlalchemy import create_engine, inspect
+
+    probe = create_engine(store)
+    if inspect(probe).has_table("apflow_tasks"):
+        raise SystemExit(f"{store} already has an apflow_tasks table: give the benchmark an empty database")
+    probe.dispose()
+    return store, store
+
+
+def report(new: dict[str, dict], base: dict[str, dict] | None, plans: dict[str, str], where: str) -> None:
+    table(new, base)
+    full = new["history(), all tasks, flattened"]
+    one = new.get("where: inputs.url == one value (1 row), indexed")
+    print(f"\ntargets: all rows flattened in at most 0.4 s: {full['seconds']:.3f} s "
+          f"({'met' if full['seconds'] <= 0.4 else 'NOT met'})" +
+          (f"; a where on an input in at most 0.1 s: {one['seconds']:.3f} s "
+           f"({'met' if one['seconds'] <= 0.1 else 'NOT met'})" if one else ""))
+    for when, plan in plans.items():
+        print(f"plan of where={where!r} {when} apflow_nb.index(store, 'inputs.url'): {plan}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=100_000)
@@ -251,20 +278,7 @@ def main() -> None:
     if args.measure:
         return child_measure(args.measure[0], int(args.measure[1]))
     tmp_dir = tempfile.TemporaryDirectory(prefix="apflow-history-bench-")  # removed at exit
-    tmp = tmp_dir.name
-    if args.store == "sqlite":
-        url, target = f"sqlite:///{tmp}/tasks.db", f"sqlite:///{tmp}/tasks.db"
-    elif args.store == "duckdb":
-        target = f"{tmp}/their.duckdb"
-        url = f"duckdb:///{target}"
-    else:
-        url = target = args.store
-        from sqlalchemy import create_engine, inspect
-
-        probe = create_engine(url)
-        if inspect(probe).has_table("apflow_tasks"):
-            raise SystemExit(f"{url} already has an apflow_tasks table: give the benchmark an empty database")
-        probe.dispose()
+    url, target = store_urls(args.store, tmp_dir.name)
     t = time.perf_counter()
     subprocess.run([sys.executable, __file__, "--build", target, str(args.tasks), args.roots], check=True)
     build_s = time.perf_counter() - t
@@ -293,15 +307,7 @@ def main() -> None:
     print(f"history() benchmark: Python {platform.python_version()}, {os.cpu_count()} cores (load {load:.1f} at "
           f"the end: the machine is shared), {url.split(':')[0]} store of {args.tasks:,} tasks ({args.roots} roots) "
           f"built in {build_s:.1f} s; best of {args.repeat} calls x 2 rounds in fresh processes")
-    table(new, base)
-    full = new["history(), all tasks, flattened"]
-    one = new.get("where: inputs.url == one value (1 row), indexed")
-    print(f"\ntargets: all rows flattened in at most 0.4 s: {full['seconds']:.3f} s "
-          f"({'met' if full['seconds'] <= 0.4 else 'NOT met'})" +
-          (f"; a where on an input in at most 0.1 s: {one['seconds']:.3f} s "
-           f"({'met' if one['seconds'] <= 0.1 else 'NOT met'})" if one else ""))
-    for when, plan in plans.items():
-        print(f"plan of where={where!r} {when} apflow_nb.index(store, 'inputs.url'): {plan}")
+    report(new, base, plans, where)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"store": url.split(":")[0], "tasks": args.tasks, "roots": args.roots, "build_s": build_s,

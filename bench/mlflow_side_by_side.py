@@ -22,7 +22,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 
 MODELS = ["m1", "m2", "m3", "m4"]
 QUERIES = [  # label, our history() keyword arguments, MLflow filter_string
@@ -144,7 +143,7 @@ def main() -> None:
           f"| | | {fill['mlflow'] / fill['ours']:.0f}x |")
     for label, a, b in rows:
         print(f"| {label} | {a['rows']:,} | {a['cold']:.3f} | {b['cold']:.3f} | {a['warm']:.3f} | {b['warm']:.3f} "
-              f"| {b['warm'] / a['warm']:.0f}x |")
+              f"| {b['warm'] / a['warm']:.1f}x |")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"runs": args.runs, "mlflow": version, "fill": fill, "load": load,

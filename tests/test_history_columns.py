@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import event, insert, inspect, text
 
 import apflow_nb
-from apflow_nb import BaseTask, ExecutableTask, TaskManager, create_session, executor_register
+from apflow_nb import BaseTask, ExecutableTask, create_session, executor_register
 from apflow_nb.analysis.catalog import rebuild_key_catalog
 from apflow_nb.core.storage.key_catalog import MAX_KEYS, WIDE_AT, KeyCatalog
 from apflow_nb.core.storage.session import get_engine

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from apflow_nb.analysis.columns import EVENT_COLUMNS, HISTORY_COLUMNS
+from apflow_nb.analysis.columns import EVENT_COLUMNS
 
 TIME_DTYPE = "datetime64[us, UTC]"
 TEXT_DTYPE = pd.Series(["text"]).dtype  # what this pandas infers for strings: str (pandas 3) or object
