@@ -52,6 +52,8 @@ async def test_two_runs_by_key(store_url):
     by_id = apflow_nb.compare(a.run_id, b.run_id, store=store_url)  # root ids
     assert by_id.equals(table)
     assert "result.results.lr1.acc" in fields  # the aggregate's results keyed by key@run line up by key
+    assert table.loc["all", (b.run_id, "result.results.lr1.acc")] == 0.8
+    assert "result.results.lr0.acc" not in fields  # the same 0.95 in both runs
     assert not [f for f in fields if "@" in f]
     frame = apflow_nb.history(store_url, where=f"root_id in ['{a.run_id}', '{b.run_id}']")
     from_frame = apflow_nb.compare(frame)  # runs oldest first, tasks in creation order

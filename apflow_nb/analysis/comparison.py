@@ -104,8 +104,15 @@ def _by_key(frame: pd.DataFrame, label: str) -> pd.DataFrame:
             parts = [renamed.get(part, part) for part in name.split(".")]
             return ".".join(parts)
 
-        frame = frame.rename(columns=rename)
-        frame = frame.loc[:, ~frame.columns.duplicated()]
+        names = [rename(c) for c in frame.columns]
+        best: dict[str, tuple[int, int]] = {}  # new name -> (position, values) of the fullest source column
+        for i, name in enumerate(names):
+            count = int(frame.iloc[:, i].notna().sum())
+            if name not in best or count > best[name][1]:
+                best[name] = (i, count)
+        keep = sorted(i for i, _ in best.values())
+        frame = frame.iloc[:, keep]
+        frame.columns = [names[i] for i in keep]
     return frame.set_index(keys.to_numpy(), drop=False)
 
 
@@ -147,16 +154,18 @@ def comparison_html(frame: pd.DataFrame, runs: list[str], diff: dict[str, list[b
     esc = html.escape
     fields = list(dict.fromkeys(field for _, field in frame.columns))
     head_runs = "".join(f'<th colspan="{len(fields)}" style="text-align:center">{esc(str(r))}</th>' for r in runs)
-    head_fields = "".join(f"<th>{esc(str(f))}</th>" for _ in runs for f in fields)
+    edge = ' style="border-left:2px solid #999"'  # where each run's group starts
+    head_fields = "".join(f"<th{edge if j == 0 else ''}>{esc(str(f))}</th>" for _ in runs for j, f in enumerate(fields))
     body = []
     for i, key in enumerate(frame.index[:MAX_HTML_ROWS]):
         cells = []
         for run in runs:
-            for name in fields:
+            for j, name in enumerate(fields):
                 value = frame[(run, name)].iloc[i]
                 highlight = diff.get(name, [False] * len(frame))[i] and name not in NOT_COMPARED
-                style = ' class="apflow-diff" style="background:#fff3b0"' if highlight else ""
-                cells.append(f"<td{style}>{esc(_show(value))}</td>")
+                css = ("background:#fff3b0;" if highlight else "") + ("border-left:2px solid #999" if j == 0 else "")
+                style = (' class="apflow-diff"' if highlight else "") + (f' style="{css}"' if css else "")
+                cells.append(f"<td{style}>{esc(_show(value, name))}</td>")
         body.append(f"<tr><th>{esc(str(key))}</th>{''.join(cells)}</tr>")
     more = (f"<p>{len(frame) - MAX_HTML_ROWS} more rows not shown</p>" if len(frame) > MAX_HTML_ROWS else "")
     return ('<div class="apflow-compare"><table class="dataframe">'
@@ -165,9 +174,9 @@ def comparison_html(frame: pd.DataFrame, runs: list[str], diff: dict[str, list[b
             '<p style="font-size:smaller">highlighted: differs between the runs</p></div>')
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, name: str = "") -> str:
     if _missing(value):
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.4f}" if name == "duration_s" else f"{value:.6g}"
     return str(value)
