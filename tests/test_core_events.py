@@ -146,3 +146,39 @@ def test_filters_by_root_and_type():
     bus.publish(Event(EventType.TASK_FAILED, "t2", "b"))
     bus.publish(Event(EventType.TASK_COMPLETED, "t3", "a"))
     assert [e.task_id for e in sub.drain_nowait()] == ["t1"]
+
+
+async def test_a_progress_change_written_on_its_own_is_stored(manager):
+    """A batch can hold a task's progress alone (nothing else changed in that interval)."""
+    step = asyncio.Event()
+
+    class Stepper(ExecutableTask):
+        id = "stepper"
+
+        async def execute(self, inputs):
+            await self.event_queue.put({"type": "progress", "data": {"progress": 0.25}})
+            await step.wait()
+            await self.event_queue.put({"type": "progress", "data": {"progress": 0.75}})
+            await step.wait()
+            return {}
+
+    executor_register(Stepper)
+    task = await manager.task_repository.create_task(name="stepper")
+    other = create_session(manager.db.get_bind().url.render_as_string(hide_password=False))
+
+    def stored_progress():
+        other.expire_all()
+        value = other.get(type(task), task.id).progress
+        other.rollback()
+        return value
+
+    with subscribe(types=["warning"]) as warnings:
+        running = asyncio.ensure_future(manager.distribute_task_tree(TaskTreeNode(task)))
+        await until(lambda: stored_progress() == 0.25)  # written with the start, in one batch
+        step.set()
+        step.clear()
+        await until(lambda: stored_progress() == 0.75)  # written alone, in a batch of its own
+        step.set()
+        await running
+        assert warnings.drain_nowait() == []
+    other.close()

@@ -148,7 +148,7 @@ class Lifecycle:
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
         """End a task that never started (an upstream task failed, or it was cancelled while waiting)."""
         if self.finalize(s, outcome, data):
-            self._after_unstarted(s)
+            self.after_unstarted(s)
 
     def _cascade(self, first: TaskState) -> None:
         """Release or end the dependents of tasks that just became final, without recursion."""
@@ -185,10 +185,11 @@ class Lifecycle:
             outcome = failure(f"skipped: required dependency {key!r} failed", DEPENDENCY_FAILED, upstream=key)
             error_type = DEPENDENCY_FAILED
         self._record_final(d, outcome, {"error_type": error_type, "upstream": key})
-        self._after_unstarted(d)
+        self.after_unstarted(d)
 
     # -- storages and post-hooks -------------------------------------------------------------
-    def _after_unstarted(self, s: TaskState) -> None:
+    def after_unstarted(self, s: TaskState) -> None:
+        """Storages and post-hooks of a task that ended without a coroutine of its own (in the background)."""
         run = s.run
         if run.storages or run.post_hooks:
             task = asyncio.ensure_future(self.after_final(s, s.task.inputs or {}))

@@ -28,7 +28,7 @@ class TaskState:
 
     __slots__ = ("task", "run", "id", "key", "name", "priority", "progress", "deps", "dependents", "waiting",
                  "status", "aio_task", "executor", "cancel_requested", "started", "holds_slot", "seq", "context",
-                 "entry", "executor_id", "policy", "attempts", "wakeup", "cached_from")
+                 "entry", "executor_id", "policy", "attempts", "wakeup", "cached_from", "prepared")
 
     def __init__(self, task: Any, run: "TreeRun", deps: list[dict[str, Any]]):
         self.task = task
@@ -55,6 +55,7 @@ class TaskState:
         self.policy: Any = None
         self.attempts = 0
         self.cached_from: str | None = None
+        self.prepared: tuple[Any, ...] | None = None  # (executor, inputs, validated, cache key) of a cache miss
         self.wakeup: asyncio.Future[None] | None = None  # resolved to end a wait for the next attempt
 
     def is_cancel_requested(self) -> bool:

@@ -21,6 +21,7 @@ class Scheduler:
         self._start = start
         self._ready: list[tuple[int, int, TaskState]] = []
         self._seq = itertools.count()
+        self._pumping = False
         self.running = 0
 
     def enqueue(self, s: TaskState) -> None:
@@ -30,17 +31,27 @@ class Scheduler:
         heapq.heappush(self._ready, (DEFAULT_PRIORITY if priority is None else priority, s.seq, s))
 
     def pump(self) -> None:
-        """Start ready tasks while slots are free."""
-        limit = self.max_concurrency
-        ready = self._ready
-        while ready and (limit is None or self.running < limit):
-            s = heapq.heappop(ready)[2]
-            if s.status != PENDING:
-                continue
-            self.running += 1
-            s.holds_slot = True
-            s.started = True
-            self._start(s)
+        """Start ready tasks while slots are free.
+
+        Starting may settle a task at once (a cache hit), which makes more tasks ready: a nested
+        call returns at once and this loop takes them, so a long chain of hits is a loop, not a recursion.
+        """
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            limit = self.max_concurrency
+            ready = self._ready
+            while ready and (limit is None or self.running < limit):
+                s = heapq.heappop(ready)[2]
+                if s.status != PENDING:
+                    continue
+                self.running += 1
+                s.holds_slot = True
+                s.started = True
+                self._start(s)
+        finally:
+            self._pumping = False
 
     def release(self, s: TaskState) -> None:
         """Give back ``s``'s slot (once, when it reached a final state)."""

@@ -31,7 +31,7 @@ from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
 from apflow_nb.core.execution.runner import as_runner
 from apflow_nb.core.execution.scheduler import Scheduler
-from apflow_nb.core.execution.task_run import resolve, run_task
+from apflow_nb.core.execution.task_run import resolve, run_task, settle_from_cache
 from apflow_nb.core.policy import PLAIN, Policy
 from apflow_nb.core.policy import resolve as resolve_policy
 from apflow_nb.core.storage.cache import load_index
@@ -145,7 +145,7 @@ class TaskManager:
         try:
             await self._start_tree(run)
             run.started.set()
-            if run.unfinished == 0:
+            if run.unfinished == 0 and not run.done.done():
                 run.done.set_result(None)
             await asyncio.shield(run.done)
             if run.side_tasks:
@@ -202,6 +202,9 @@ class TaskManager:
         return self.cancel_grace_period if grace_period is None else grace_period
 
     def _start(self, s: Any) -> None:
+        run = s.run
+        if s.policy.cache and run.cache_index is not None and not run.pre_hooks and settle_from_cache(self, s):
+            return
         s.aio_task = asyncio.ensure_future(run_task(self, s))
 
     async def _take_lease(self, run: TreeRun) -> Any:

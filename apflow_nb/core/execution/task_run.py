@@ -60,14 +60,19 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
             await manager.lifecycle.save_to_storages(s)
         key = None
         try:
-            executor = create(entry, executor_id, s)
-            inputs = await prepare_inputs(manager, s, executor)
-            validated = validate(executor, inputs)
-            if s.policy.cache:
-                key, hit = lookup(s, executor, validated)
-                if hit is not None:
-                    await complete(manager, s, hit, inputs)
-                    return
+            if s.prepared is not None:  # a cache miss found when the task started: its inputs are ready
+                executor, inputs, validated, key = s.prepared
+                s.prepared = None
+                s.run.writer.mark(s.id, {"inputs": inputs})
+            else:
+                executor = create(entry, executor_id, s)
+                inputs = await prepare_inputs(manager, s, executor)
+                validated = validate(executor, inputs)
+                if s.policy.cache:
+                    key, hit = lookup(s, executor, validated)
+                    if hit is not None:
+                        await complete(manager, s, hit, inputs)
+                        return
             outcome = await execute(manager, s, executor, executor_id, validated)
         except Stop as stop:
             outcome = stop.outcome
@@ -89,6 +94,29 @@ def resolve(task: Any) -> tuple[RegistryEntry | None, str]:
     """The registry entry of the task's executor (None when nothing is registered under its id)."""
     executor_id = executor_id_of(task)
     return get_registry().get(ExtensionCategory.EXECUTOR, executor_id), executor_id
+
+
+def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
+    """A ready task whose result is in the run's cache index ends at once, without a coroutine of its own
+    (True). On a miss its prepared inputs are kept for its run (False). Only for runs without pre-hooks."""
+    try:
+        executor = create(s.entry, s.executor_id, s)
+        task = s.task
+        own = task.inputs if isinstance(task.inputs, dict) else {}
+        inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
+        validated = executor.validate_inputs(inputs)
+    except Exception:  # the normal path reports it properly
+        return False
+    apply_values(s.task, {"inputs": inputs})
+    key, hit = lookup(s, executor, validated)
+    if hit is None:
+        s.prepared = (executor, inputs, validated, key)
+        return False
+    s.run.writer.mark(s.id, {"inputs": inputs})
+    manager.lifecycle.finalize(s, hit)
+    if s.run.post_hooks or s.run.storages:
+        manager.lifecycle.after_unstarted(s)
+    return True
 
 
 def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Outcome | None]:

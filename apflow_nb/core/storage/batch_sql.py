@@ -15,7 +15,7 @@ from sqlalchemy import JSON, Text, bindparam, cast, insert, update
 from sqlalchemy.engine import Connection, Engine
 
 from apflow_nb.core.storage.json_text import dumps
-from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime
+from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime, utcnow
 
 Convert = Callable[[Any], Any]
 
@@ -71,11 +71,20 @@ class BatchWriter:
         return compiled.string, names, [self._convert(columns[n]) for n in names]
 
     def update_rows(self, conn: Connection, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-        """``UPDATE table SET <keys> WHERE id = :_task_id`` for every row (each has ``_task_id``)."""
+        """``UPDATE table SET <keys> WHERE id = :_task_id`` for every row (each has ``_task_id``).
+
+        Columns with an ``onupdate`` default that a row does not set (``updated_at``) get it as
+        SQLAlchemy would: ``updated_at`` here, others through SQLAlchemy's own path.
+        """
         cols = self.table.c
+        if "updated_at" in cols and "updated_at" not in keys:
+            now = utcnow()
+            rows = [dict(row, updated_at=now) for row in rows]
+            keys = tuple(sorted(keys + ("updated_at",)))
         plan = self._updates.get(keys)
         if plan is None:
-            if self.fast:
+            others = [c.name for c in cols if c.onupdate is not None and c.name not in keys]
+            if self.fast and not others:
                 stmt = update(self.table).where(cols.id == bindparam("_task_id")).values(
                     {k: self._bind(cols[k], k) for k in keys})
                 plan = self._compile(stmt, {**{k: cols[k] for k in keys}, "_task_id": cols.id})
