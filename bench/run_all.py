@@ -13,8 +13,11 @@ Sections, each run in its own subprocess and captured as printed:
    N = 100, 1,000, 10,000; per-task create/run time and peak RSS (best of 2);
 2. side by side with the original package, ``bench/upstream.py`` (aipartnerupflow 0.9.0 in its own venv,
    bench/.venv-upstream, built on first use): flat, chain, fan-in at N = 20 and 100, ms/task and ratio;
-3. ``bench/history.py``, ``bench/view.py``, ``bench/scale_out.py`` when present (a visible note otherwise);
-4. import time: the cumulative time of the top-level ``apflow_nb`` line of
+3. side by side with peers, ``bench/peers.py`` (Dask, Prefect 3, Hamilton in their own venvs under bench/, built
+   on first use, and the plain-asyncio floor): flat, chain, fan-in at N = 100, 1,000, 10,000 (quick: N = 100),
+   µs per task and ratio to apflow_nb (~30-60 min in full; most of it Prefect);
+4. ``bench/history.py``, ``bench/view.py``, ``bench/scale_out.py`` when present (a visible note otherwise);
+5. import time: the cumulative time of the top-level ``apflow_nb`` line of
    ``python -X importtime -c "import apflow_nb"`` and the wall time of
    ``python -c "import apflow_nb; apflow_nb.TaskManager"`` (best of 5 each).
 
@@ -165,6 +168,9 @@ def main() -> None:
     else:
         side = capture("upstream.py", up_args, timeout=12 * args.upstream_timeout + 600)
     section("Side by side with the original package (aipartnerupflow 0.9.0)", side)
+
+    section("Peers: Dask, Prefect, Hamilton and the plain-asyncio floor",
+            capture("peers.py", [*(["--quick"] if q else []), "--no-results"], timeout=4 * 3600))
 
     hist = ["--tasks", "20000", "--repeat", "1"] if q and supports("history.py", "--tasks") else []
     section("history() at 100,000 tasks" if not hist else "history() (quick: 20,000 tasks)",

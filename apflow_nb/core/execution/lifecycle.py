@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -18,6 +19,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.gc_pause import gc_paused
+from apflow_nb.core.storage.json_text import Encoded
+from apflow_nb.core.storage.records import TaskRecord
 from apflow_nb.core.execution.outcome import Outcome, cancelled, failure
 from apflow_nb.core.execution.plan import TaskState, TreeRun
 from apflow_nb.core.extensions.hooks import POST_ARGS, hook_label, invoke_hook
@@ -71,12 +74,17 @@ class Lifecycle:
 
     # -- changes and events ----------------------------------------------------------------
     def change(self, s: TaskState, status: str, values: dict[str, Any], kind: EventType,
-               data: dict[str, Any] | None) -> None:
-        """Set ``values`` on the task's row, buffer them for the store, publish ``kind``."""
+               data: dict[str, Any] | None, result_text: str | None = None) -> None:
+        """Set ``values`` on the task's row, buffer them for the store, publish ``kind``.
+
+        ``result_text``: the result's JSON, already encoded: the store gets it as it is.
+        """
         s.status = status
         if "progress" in values:
             s.progress = values["progress"]
         apply_values(s.task, values)
+        if result_text is not None:
+            values["result"] = Encoded(result_text)
         s.run.writer.mark(s.id, values)
         self.emit(kind, s.id, s.run.root_id, status, s.progress, data, s.name, s.run.writer)
 
@@ -88,15 +96,17 @@ class Lifecycle:
         """
         manager = self.manager
         listening = manager.events.has_subscribers
-        if not listening and not manager.event_log:
+        if not listening:
+            if manager.event_log:  # nobody listens: the log row only, without an Event object
+                (writer or manager.writer).log_row(kind.value, task_id, root_id, name, status, progress,
+                                                   time.time(), data(False) if callable(data) else data or None)
             return
         if callable(data):
-            data = data(listening)
+            data = data(True)
         event = Event(kind, task_id, root_id, status, progress, data=data or {}, name=name)
         if manager.event_log:
             (writer or manager.writer).log_event(event)
-        if listening:
-            manager.events.publish(event)
+        manager.events.publish(event)
 
     def warn(self, run: TreeRun | None, task_id: str | None, message: str, **data: Any) -> None:
         """Log and publish a ``warning`` event: something was converted, dropped or abandoned."""
@@ -141,7 +151,7 @@ class Lifecycle:
         if s.cached_from is not None:
             values["cached_from"] = s.cached_from
             data = dict(data or (), cached=True, cached_from=s.cached_from)
-        self.change(s, status, values, FINAL_EVENT[status], data)
+        self.change(s, status, values, FINAL_EVENT[status], data, outcome.text)
         inputs, result = s.task.inputs, outcome.result if status == COMPLETED else None
         if inputs or result is not None:  # the key catalog (history()'s stable columns): nothing to note else
             self.manager.writer.observe_keys(s.executor_id or executor_id_of(s.task), inputs, result)
@@ -276,11 +286,15 @@ class Lifecycle:
 
 
 def apply_values(task: Any, values: dict[str, Any]) -> None:
-    """Set ``values`` on a task's row object without marking it dirty: the writer stores them.
+    """Set ``values`` on a task's record or row object without marking it dirty: the writer stores them.
 
     A loaded ORM row keeps its attribute values in its ``__dict__``; writing there is what
     ``set_committed_value`` does, without its per-attribute bookkeeping (the engine's hottest path).
     """
+    if isinstance(task, TaskRecord):
+        for key, value in values.items():
+            setattr(task, key, value)
+        return
     state = getattr(task, "_sa_instance_state", None)
     if state is not None and not state.expired_attributes:
         task.__dict__.update(values)

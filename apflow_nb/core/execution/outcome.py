@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from apflow_nb.core.storage.task_fields import json_problem
+from apflow_nb.core.storage.json_text import strict
 from apflow_nb.core.types import CANCELLED, COMPLETED, FAILED
 
 
@@ -19,6 +19,7 @@ class Outcome:
     status: str
     result: Any
     error: str | None = None
+    text: str | None = None  # the result's JSON text, when classify_result already encoded it
 
 
 def failure(message: str, error_type: str, traceback: str | None = None, **extra: Any) -> Outcome:
@@ -45,7 +46,7 @@ def classify_result(result: Any, executor_id: str, *, cancel_requested: bool = F
     not JSON fails the task; ``{"status": "failed"}`` fails it (error from ``error`` or
     ``message``); ``{"status": "cancelled"}`` cancels it; anything else completes it.
     """
-    problem = json_problem(result)
+    text, problem = strict(result)
     if cancel_requested:
         return Outcome(CANCELLED, result if isinstance(result, dict) and problem is None else {"status": CANCELLED})
     if problem:
@@ -60,4 +61,4 @@ def classify_result(result: Any, executor_id: str, *, cancel_requested: bool = F
                                                    or "executor reported failure"))
             if declared == CANCELLED:
                 return Outcome(CANCELLED, result)
-    return Outcome(COMPLETED, result)
+    return Outcome(COMPLETED, result, text=text)

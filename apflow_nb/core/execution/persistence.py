@@ -16,7 +16,6 @@ import asyncio
 import logging
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sqlalchemy.exc import OperationalError
@@ -83,15 +82,22 @@ class StateWriter:
 
     def log_event(self, event: Any) -> None:
         """Append an Event to the event log; a task's progress events coalesce until the next flush."""
-        kind = event.type.value
-        row = {"event_type": kind, "task_id": event.task_id, "root_id": event.root_id, "name": event.name,
-               "status": event.status, "progress": event.progress,
-               "timestamp": datetime.fromtimestamp(event.timestamp, tz=timezone.utc), "payload": event.data or None}
-        if kind == "tree_started" and event.data:  # the task list lives in the task table
-            row["payload"] = {"total": event.data.get("total")}
+        self.log_row(event.type.value, event.task_id, event.root_id, event.name, event.status, event.progress,
+                     event.timestamp, event.data or None)
+
+    def log_row(self, kind: str, task_id: str | None, root_id: str | None, name: str | None, status: str | None,
+                progress: float | None, timestamp: float, payload: Any) -> None:
+        """Append one event-log row (what ``log_event`` does, without an Event object).
+
+        ``timestamp`` is seconds since the epoch; the writer thread turns it into a datetime.
+        """
+        row = {"event_type": kind, "task_id": task_id, "root_id": root_id, "name": name, "status": status,
+               "progress": progress, "timestamp": timestamp, "payload": payload}
+        if kind == "tree_started" and payload:  # the task list lives in the task table
+            row["payload"] = {"total": payload.get("total")}
         with self._lock:
             if kind == "task_progress":
-                self._progress_events[event.task_id] = row
+                self._progress_events[task_id] = row
             else:
                 self._events.append(row)
             if self._dirty:
@@ -291,12 +297,12 @@ class StateWriter:
                  events: list[dict[str, Any]]) -> None:
         for keys, rows in groups.items():
             self._batches.update_rows(conn, keys, rows)
-        logged = [e for e in events if "_upsert" not in e and "_catalog" not in e]
+        if events and "_catalog" in events[-1]:  # new key catalog rows come last (see _take_locked)
+            self.catalog.write(conn, [{k: e[k] for k in CATALOG_COLUMNS} for e in events if "_catalog" in e])
+            events = [e for e in events if "_catalog" not in e]
+        logged = [e for e in events if "_upsert" not in e]
         if logged:
             self._batches.insert_rows(conn, task_events, logged)
-        keys = [{k: e[k] for k in CATALOG_COLUMNS} for e in events if "_catalog" in e]
-        if keys:
-            self.catalog.write(conn, keys)
         others: dict[tuple[Any, str], list[dict[str, Any]]] = {}
         for e in events:
             if "_upsert" in e:

@@ -150,6 +150,8 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     """Own inputs + dependency results, then the pre-hooks; what is stored is what the executor gets."""
     task = s.task
     own = task.inputs if isinstance(task.inputs, dict) else {}
+    if not s.deps and not s.run.pre_hooks:
+        return own  # nothing merged or changed: what is stored is what the executor gets
     inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
     apply_values(task, {"inputs": inputs})
     for hook in s.run.pre_hooks:
@@ -161,7 +163,7 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
             raise Stop(failure(f"pre-hook {hook_label(hook)} raised {type(exc).__name__}: {exc}", "PreHookError",
                                user_traceback(exc))) from None
     inputs = task.inputs if isinstance(task.inputs, dict) else {}
-    problem = json_problem(inputs)
+    problem = json_problem(inputs) if s.run.pre_hooks else None  # dependency results are checked JSON
     if problem:
         raise Stop(failure(f"inputs of task {s.key!r} cannot be stored as JSON ({problem}); a pre-hook or "
                            f"dependency put it there", "InputValidationError"))

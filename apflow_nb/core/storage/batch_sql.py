@@ -25,19 +25,23 @@ def _identity(value: Any) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else dumps(value)
+    return None if value is None else dumps(value)  # text encoded earlier (json_text.Encoded) passes as it is
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
+def _sqlite_time(value: datetime | float | None) -> str | None:
     if value is None:
         return None
+    if type(value) is float:  # seconds since the epoch (event timestamps)
+        value = datetime.fromtimestamp(value, tz=timezone.utc)
     if value.tzinfo is not None:
         value = value.astimezone(timezone.utc)
     return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}:"
             f"{value.second:02d}.{value.microsecond:06d}")
 
 
-def _pg_time(value: datetime | None) -> datetime | None:
+def _pg_time(value: datetime | float | None) -> datetime | None:
+    if type(value) is float:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value

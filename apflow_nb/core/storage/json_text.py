@@ -17,12 +17,38 @@ from enum import Enum
 from typing import Any
 
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_strict = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+
+
+def strict(value: Any) -> tuple[str | None, str | None]:
+    """``(text, None)`` when ``value`` is JSON every store can hold, else ``(None, what is wrong)``."""
+    try:
+        text = _strict(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if "\\u0000" in text:  # json escapes NUL even when it keeps other characters as they are
+        return None, "a string holds a NUL character (\\x00), which PostgreSQL cannot store"
+    if text.isascii():
+        return text, None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return None, f"a string holds a lone surrogate character at position {exc.start} (not valid UTF-8)"
+    return text, None
 _BAD_ESCAPE = re.compile(r"\\u0000|\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f][0-9a-f]{2})|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}")
 MAX_REPR = 200
 
 
+class Encoded(str):
+    """JSON text already encoded (and checked) elsewhere: written as it is, not encoded again."""
+
+    __slots__ = ()
+
+
 def dumps(value: Any) -> str:
     """JSON text for ``value``; never raises (see the module docstring for what is converted)."""
+    if type(value) is Encoded:
+        return value
     try:
         text = _encode(value)
     except (TypeError, ValueError, RecursionError):

@@ -7,11 +7,11 @@ inside a JSON field). Columns the engine owns (status, result, timestamps, ...) 
 """
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable
 
 from apflow_nb.core.errors import TaskFieldError
 from apflow_nb.core.policy import TASK_KEYS, check_policy
+from apflow_nb.core.storage.json_text import strict
 
 #: columns the engine sets; a task array or create_task may not
 RESERVED_FIELDS = frozenset({"status", "result", "error", "progress", "created_at", "started_at", "updated_at",
@@ -30,11 +30,7 @@ def json_problem(value: Any) -> str | None:
     Strict: no NaN or infinity, only dicts with string keys, lists, strings, numbers, booleans and
     None; strings must be valid UTF-8 without NUL characters (PostgreSQL refuses both).
     """
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return _text_problem(text)
+    return strict(value)[1]
 
 
 def _text_problem(text: str) -> str | None:

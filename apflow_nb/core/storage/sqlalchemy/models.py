@@ -25,9 +25,11 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+    def process_bind_param(self, value: datetime | float | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, float):  # seconds since the epoch
+            value = datetime.fromtimestamp(value, tz=timezone.utc)
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         value = value.astimezone(timezone.utc)

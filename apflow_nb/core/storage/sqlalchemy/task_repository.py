@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from sqlalchemy.exc import IntegrityError
 
-from apflow_nb.core.errors import DuplicateTaskIdError, TaskNotFoundError, UnknownTaskFieldError
+from apflow_nb.core.errors import TaskNotFoundError, UnknownTaskFieldError
+from apflow_nb.core.storage.bulk import duplicate_ids_error, insert_tasks
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel, get_task_model_class, new_task_id, utcnow
 from apflow_nb.core.storage.task_fields import (
     MAX_ID_LENGTH, check_custom_fields, check_json_field, check_priority, check_text, json_problem,
@@ -37,15 +38,14 @@ class TaskRepository:
         ensure_schema(self.session.get_bind(), self.model)
 
     # -- creating ------------------------------------------------------------------------
-    def build_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
-                   priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
-                   schemas: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-                   id: str | None = None, key: str | None = None, **fields: Any) -> TaskModel:
-        """A new, unsaved task after checking every argument (see :meth:`create_task`).
+    def build_values(self, name: str, user_id: str | None = None, parent_id: str | None = None,
+                     priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
+                     schemas: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                     id: str | None = None, key: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Every column of a new task's row, after checking every argument (see :meth:`create_task`).
 
         Raises TaskFieldError (or UnknownTaskFieldError) naming the task and field; nothing is written.
         """
-        model = self.model
         where = f"task {key or id or name!r}"
         check_text(name, "name", where, required=True)
         for label, value in (("id", id), ("key", key)):
@@ -58,61 +58,65 @@ class TaskRepository:
         deps = normalize_dependencies(dependencies, where=f"{where} dependencies")
         options = take_options(fields, where)
         if fields:
-            check_custom_fields(fields, model, where)
-        task_id = id or new_task_id()
+            check_custom_fields(fields, self.model, where)
         now = utcnow()
-        return model(id=task_id, key=key or id or name, name=name, user_id=user_id, parent_id=parent_id,
-                     priority=priority, dependencies=deps, inputs=dict(inputs or {}), schemas=schemas,
-                     params=params, status="pending", progress=0.0, has_children=False, has_copy=False,
-                     options=options, created_at=now, updated_at=now, **fields)
+        values = dict.fromkeys(self.columns)
+        values.update(id=id or new_task_id(), key=key or id or name, name=name, user_id=user_id,
+                      parent_id=parent_id, priority=priority, dependencies=deps, inputs=dict(inputs or {}),
+                      schemas=schemas, params=params, status="pending", progress=0.0, has_children=False,
+                      has_copy=False, options=options, created_at=now, updated_at=now, **fields)
+        return values
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The mapped column names of the model in use."""
+        return tuple(c.key for c in self.model.__mapper__.column_attrs)
+
+    def build_task(self, name: str, **spec: Any) -> TaskModel:
+        """A new, unsaved TaskModel row after checking every argument (see :meth:`create_task`)."""
+        return self.model(**self.build_values(name, **spec))
 
     async def create_task(self, name: str, user_id: str | None = None, parent_id: str | None = None,
                           priority: int = 2, dependencies: Any = None, inputs: dict[str, Any] | None = None,
                           schemas: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
                           id: str | None = None, **fields: Any) -> TaskModel:
-        """Store a new pending task and return it.
+        """Store a new pending task and return it (a TaskModel row of this session).
 
         ``name`` picks the executor unless ``schemas["method"]`` (or ``params["executor_id"]``)
         names one. ``dependencies`` are task ids or ``{"id", "required"}`` dicts. Extra keywords
         must be columns of the TaskModel in use; anything else raises UnknownTaskFieldError. An
         ``id`` already in the store raises DuplicateTaskIdError.
         """
-        return self.create_tasks([dict(name=name, user_id=user_id, parent_id=parent_id, priority=priority,
-                                       dependencies=dependencies, inputs=inputs, schemas=schemas, params=params,
-                                       id=id, **fields)])[0]
+        self._ensure_schema()
+        task = self.build_task(name, user_id=user_id, parent_id=parent_id, priority=priority,
+                               dependencies=dependencies, inputs=inputs, schemas=schemas, params=params, id=id,
+                               **fields)
+        parent = self._outside_parents([task.parent_id] if task.parent_id else [], {}).get(task.parent_id)
+        if parent is not None:
+            parent.has_children = True
+        task.root_id = parent.root_id or parent.id if parent is not None else task.id
+        try:
+            self.session.add(task)
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise duplicate_ids_error(self.existing_ids([task.id])) from None
+        except BaseException:
+            self.session.rollback()
+            raise
+        return task
 
-    def create_tasks(self, specs: Sequence[dict[str, Any]]) -> list[TaskModel]:
-        """Store many tasks in one transaction (a sync method: bulk loading, task arrays).
+    def create_tasks(self, specs: Sequence[dict[str, Any]]) -> list[Any]:
+        """Store many tasks in one transaction and return them as task records (bulk loading, task arrays).
 
         All or nothing: on any error nothing is stored and the session is left usable.
         """
         self._ensure_schema()
-        tasks = [self.build_task(**spec) for spec in specs]
-        by_id = {t.id: t for t in tasks}
-        outside = self._outside_parents(tasks, by_id)
-        for task in tasks:
-            parent = by_id.get(task.parent_id) or outside.get(task.parent_id) if task.parent_id else None
-            if parent is not None:
-                parent.has_children = True
-        for task in tasks:
-            task.root_id = self._root_of(task, by_id, outside)
-        try:
-            self.session.add_all(tasks)
-            self.session.commit()
-        except IntegrityError:
-            self.session.rollback()
-            taken = self.existing_ids(by_id)
-            raise DuplicateTaskIdError(
-                f"task id(s) {', '.join(map(repr, sorted(taken)[:5])) or '(unknown)'} already exist in the store; "
-                f"give new ids, or leave id out to get fresh ones. Nothing was stored.") from None
-        except BaseException:
-            self.session.rollback()
-            raise
-        return tasks
+        return insert_tasks(self, specs)
 
-    def _outside_parents(self, tasks: list[TaskModel], by_id: dict[str, TaskModel]) -> dict[str, TaskModel]:
-        """Stored parents that ``tasks`` refer to; TaskNotFoundError for any that is missing."""
-        wanted = {t.parent_id for t in tasks if t.parent_id and t.parent_id not in by_id}
+    def _outside_parents(self, parent_ids: Iterable[str], known: Any) -> dict[str, TaskModel]:
+        """Stored parents (not among ``known``) of new tasks; TaskNotFoundError for any that is missing."""
+        wanted = {p for p in parent_ids if p and p not in known}
         if not wanted:
             return {}
         model = self.model
@@ -134,20 +138,6 @@ class TaskRepository:
             found.update(self.session.scalars(select(model.id).where(model.id.in_(ids[i:i + 500]))).all())
         self.session.rollback()  # end the read transaction: a writer elsewhere must not wait on it
         return found
-
-    @staticmethod
-    def _root_of(task: TaskModel, *maps: dict[str, TaskModel]) -> str:
-        seen = set()
-        node = task
-        while node.parent_id and node.id not in seen:
-            seen.add(node.id)
-            parent = next((m[node.parent_id] for m in maps if node.parent_id in m), None)
-            if parent is None:
-                break
-            if parent.root_id and parent is not task:
-                return parent.root_id
-            node = parent
-        return node.id
 
     async def create_task_tree_from_array(self, tasks: Sequence[dict[str, Any]], *, user_id: str | None = None,
                                           validate_executors: bool = False) -> TaskTreeNode:
