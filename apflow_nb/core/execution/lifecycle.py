@@ -127,6 +127,7 @@ class Lifecycle:
         if s.status in FINAL_STATUSES:
             return False
         self._record_final(s, outcome, data)
+        s.aio_task = None  # nothing waits for it any more; finished tasks keep no coroutine alive
         scheduler = self.manager.scheduler
         scheduler.release(s)
         if s.dependents:

@@ -92,3 +92,34 @@ class BlockWatch:
                 send, exc = (yield yielded), None
             except BaseException as error:  # noqa: BLE001 - handed to the coroutine, as await does
                 send, exc = None, error
+
+
+class _Resumed:
+    """Awaits a coroutine that was already stepped once outside any asyncio Task."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Any, first: Any):
+        self.coro = coro
+        self.first = first
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        coro, yielded = self.coro, self.first
+        while True:
+            try:
+                sent = yield yielded
+            except BaseException as error:  # noqa: BLE001 - handed to the coroutine, as await does
+                try:
+                    yielded = coro.throw(error)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def resume(coro: Any, first: Any) -> Any:
+    """Run the rest of ``coro`` (stepped once already; ``first`` is what it yielded) as an asyncio Task's body."""
+    return await _Resumed(coro, first)

@@ -29,7 +29,7 @@ from apflow_nb.core.execution.keeper import keeper_for
 from apflow_nb.core.execution.lifecycle import Lifecycle, apply_values
 from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
-from apflow_nb.core.execution.runner import as_runner
+from apflow_nb.core.execution.runner import as_runner, resume
 from apflow_nb.core.execution.scheduler import Scheduler
 from apflow_nb.core.execution.task_run import resolve, run_task, settle_from_cache
 from apflow_nb.core.policy import PLAIN, Policy
@@ -205,7 +205,16 @@ class TaskManager:
         run = s.run
         if s.policy.cache and run.cache_index is not None and not run.pre_hooks and settle_from_cache(self, s):
             return
-        s.aio_task = asyncio.ensure_future(run_task(self, s))
+        coro = run_task(self, s)
+        if run.storages or run.post_hooks:
+            s.aio_task = asyncio.ensure_future(coro)
+            return
+        # step it here: an executor that finishes without waiting needs no asyncio Task of its own
+        try:
+            first = coro.send(None)
+        except StopIteration:
+            return
+        s.aio_task = asyncio.ensure_future(resume(coro, first))
 
     async def _take_lease(self, run: TreeRun) -> Any:
         """The store-wide lease on this tree (none for in-memory stores, which no other process sees)."""

@@ -85,7 +85,7 @@ class ExtensionRegistry:
     # -- reading -----------------------------------------------------------------------
     def get(self, category: ExtensionCategory | str, ext_id: str) -> RegistryEntry | None:
         """The entry with this id, or None."""
-        table = self._items[ExtensionCategory(category)]
+        table = self._items[category if category.__class__ is ExtensionCategory else ExtensionCategory(category)]
         entry = table.get(ext_id)
         if entry is None and not self._loaded:
             self.load_defaults()

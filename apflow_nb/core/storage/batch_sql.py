@@ -9,10 +9,12 @@ psycopg). Other databases use SQLAlchemy's own path.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from operator import itemgetter
+from typing import Any, Callable
 
 from sqlalchemy import JSON, Text, bindparam, cast, insert, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from apflow_nb.core.storage.json_text import dumps
 from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime, utcnow
@@ -29,14 +31,20 @@ def _json(value: Any) -> Any:
 
 
 def _sqlite_time(value: datetime | float | None) -> str | None:
+    """Naive UTC text with microseconds, the form SQLAlchemy stores DateTime in on SQLite."""
     if value is None:
         return None
     if type(value) is float:  # seconds since the epoch (event timestamps)
-        value = datetime.fromtimestamp(value, tz=timezone.utc)
+        return _utc_from_timestamp(value).isoformat(" ", "microseconds")
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc)
-    return (f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}:"
-            f"{value.second:02d}.{value.microsecond:06d}")
+        if value.tzinfo is not timezone.utc:
+            value = value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+def _utc_from_timestamp(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=timezone.utc).replace(tzinfo=None)
 
 
 def _pg_time(value: datetime | float | None) -> datetime | None:
@@ -143,9 +151,19 @@ class BatchWriter:
             conn.execute(plan, rows)
             return
         sql, names, converters = plan
-        pairs = list(zip(names, converters))
-        if self.dialect.positional:
-            params: Iterable[Any] = [tuple(conv(row[n]) for n, conv in pairs) for row in rows]
-        else:
-            params = [{n: conv(row[n]) for n, conv in pairs} for row in rows]
-        conn.exec_driver_sql(sql, list(params))
+        get = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
+        convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
+        params: list[Any] = []
+        for row in rows:
+            values = list(get(row))
+            for i, conv in convert:
+                values[i] = conv(values[i])
+            params.append(tuple(values) if self.dialect.positional else dict(zip(names, values)))
+        cursor = conn.connection.cursor()  # the driver's own executemany, inside this connection's transaction
+        dbapi_error = self.dialect.loaded_dbapi.Error
+        try:
+            cursor.executemany(sql, params)
+        except dbapi_error as exc:  # as SQLAlchemy's own errors (IntegrityError, OperationalError, ...)
+            raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=self.dialect, ismulti=True) from exc
+        finally:
+            cursor.close()

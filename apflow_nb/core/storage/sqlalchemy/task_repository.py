@@ -26,6 +26,7 @@ class TaskRepository:
     def __init__(self, session: Session, task_model_class: type[TaskModel] | None = None):
         self.session = session
         self._model = task_model_class
+        self._columns: tuple[Any, tuple[str, ...], int] | None = None
 
     @property
     def model(self) -> type[TaskModel]:
@@ -70,7 +71,10 @@ class TaskRepository:
     @property
     def columns(self) -> tuple[str, ...]:
         """The mapped column names of the model in use."""
-        return tuple(c.key for c in self.model.__mapper__.column_attrs)
+        model = self.model
+        if self._columns is None or self._columns[0] is not model or len(model.__table__.columns) != self._columns[2]:
+            self._columns = (model, tuple(c.key for c in model.__mapper__.column_attrs), len(model.__table__.columns))
+        return self._columns[1]
 
     def build_task(self, name: str, **spec: Any) -> TaskModel:
         """A new, unsaved TaskModel row after checking every argument (see :meth:`create_task`)."""
