@@ -50,7 +50,7 @@ test: venv sysdeps
 	$(PY) -m pytest -q $(PYTEST_ARGS) --nbmake --nbmake-timeout=300 tests notebooks
 
 test-fast: venv
-	$(PY) -m pytest -q -m "not browser and not notebooks" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not browser and not notebooks and not packaging" $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/core.py

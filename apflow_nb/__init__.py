@@ -44,6 +44,11 @@ _LAZY: dict[str, str] = {
     "run": "apflow_nb.notebook.run",
     "Run": "apflow_nb.notebook.run",
     "allow_nested_loop": "apflow_nb.notebook.loop",
+    "graph": "apflow_nb.notebook.graph",
+    "watch": "apflow_nb.notebook.watch",
+    "Watch": "apflow_nb.notebook.watch",
+    "cancel": "apflow_nb.notebook.control",
+    "CancelOutcome": "apflow_nb.notebook.control",
     # history as DataFrames (imports pandas only when used); a package named "history" would shadow the function
     "history": "apflow_nb.analysis",
     "events": "apflow_nb.analysis",
@@ -104,3 +109,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from apflow_nb.core.tools.registry import get_tool
     from apflow_nb.core.types import TaskStatus, TaskTreeNode
     from apflow_nb.core.base.function_task import function_executor
+    from apflow_nb.notebook.graph import graph
+    from apflow_nb.notebook.control import CancelOutcome, cancel
+    from apflow_nb.notebook.watch import Watch, watch

@@ -16,7 +16,8 @@ Sections, each run in its own subprocess and captured as printed:
 3. side by side with peers, ``bench/peers.py`` (Dask, Prefect 3, Hamilton in their own venvs under bench/, built
    on first use, and the plain-asyncio floor): flat, chain, fan-in at N = 100, 1,000, 10,000 (quick: N = 100),
    µs per task and ratio to apflow_nb (~30-60 min in full; most of it Prefect);
-4. ``bench/history.py``, ``bench/view.py``, ``bench/scale_out.py`` when present (a visible note otherwise);
+4. ``bench/history.py``, ``bench/view.py``, ``bench/graph.py``, ``bench/scale_out.py`` when present (a visible
+   note otherwise);
 5. import time: the cumulative time of the top-level ``apflow_nb`` line of
    ``python -X importtime -c "import apflow_nb"`` and the wall time of
    ``python -c "import apflow_nb; apflow_nb.TaskManager"`` (best of 5 each).
@@ -177,6 +178,8 @@ def main() -> None:
             capture("history.py", hist, timeout=1800))
     view = ["--events", "20000"] if q and supports("view.py", "--events") else []
     section("The live view's kernel-side cost", capture("view.py", view, timeout=1800))
+    section("The dependency graph: layout time, crossings against dot, live cost",
+            capture("graph.py", ["--quick"] if q else [], timeout=3600))
     scale = ["--tasks", "40"] if q and supports("scale_out.py", "--tasks") else []
     section("Scale-out: local runner vs Dask worker processes", capture("scale_out.py", scale, timeout=1800))
 

@@ -39,13 +39,21 @@ write("01-quickstart.ipynb", [
              "- {id: c, name: fetch_size, parent_id: total, inputs: {url: 'https://example.org/ccc'}}\n"
              "- {id: d, name: fetch_size, parent_id: total, inputs: {url: 'https://example.org/dddd', delay: 0.9}}"),
     ("code", "tree = await _run\ntree.task.result"),
+    ("md", "## The dependency graph\n`apflow_nb.graph(x)` draws a tree's dependencies, laid out in Python "
+           "(no graphviz): one box per task coloured by its status, arrows from each dependency. Click a box for "
+           "its inputs, result, error and timings. It takes a run (as here), a task array (a plan, before "
+           "running it) or a root id in the store (a past run). The drawing is plain SVG and HTML, so it stays "
+           "in the saved notebook."),
+    ("code", "apflow_nb.graph(_run)"),
     ("md", "## What ran, as a DataFrame"),
     ("code", "frame = _run.frame()\nframe[[\"task_id\", \"depth\", \"executor\", \"status\", \"duration_s\", "
              "\"inputs.url\", \"result.size\", \"result.total\"]]"),
     ("code", "# checks (CI runs every notebook)\nassert _run.status == \"completed\"\n"
              "assert tree.task.result == {\"total\": 2100 + 2200 + 2300 + 2400, \"pages\": 4}\n"
              "assert list(frame[\"executor\"]) == [\"total_size\"] + [\"fetch_size\"] * 4  # ids are fresh on a re-run\n"
-             "assert (frame[\"status\"] == \"completed\").all()"),
+             "assert (frame[\"status\"] == \"completed\").all()\n"
+             "svg = apflow_nb.graph(_run.root_id).svg()  # the past run, from the store\n"
+             "assert svg.count('data-status=\"completed\"') == 5"),
 ])
 
 write("02-custom-executors.ipynb", [

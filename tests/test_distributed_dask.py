@@ -133,3 +133,14 @@ async def test_killed_worker_fails_its_task_and_the_tree_goes_on(dask_manager, c
 def test_in_memory_store_is_refused(client):
     with pytest.raises(ValueError, match="in-memory store"):
         TaskManager(create_session("sqlite://"), runner=DaskRunner.from_client(client))
+
+
+def test_a_client_is_not_a_runner_but_run_wraps_it(client, tmp_path):
+    """A Dask Client has a run() method of its own (sync): the core refuses it by name, apflow_nb.run wraps it."""
+    with pytest.raises(TypeError, match=r"DaskRunner.from_client\(client\)"):
+        TaskManager(create_session(f"sqlite:///{tmp_path / 'a.db'}"), runner=client)
+    executor_register(WhereAmI)
+    run = apflow_nb.run([{"id": "w", "name": "where_am_i", "inputs": {"x": 7}}], runner=client,
+                        store=f"sqlite:///{tmp_path / 'b.db'}", display=False)
+    root = run.result()
+    assert root.tree_status == "completed" and root.task.result["pid"] != os.getpid()

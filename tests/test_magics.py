@@ -10,6 +10,7 @@ import re
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
@@ -19,7 +20,7 @@ from apflow_nb import get_registry
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = start_ipython() or TerminalInteractiveShell.instance()  # started once per session, by any module
     shell.run_line_magic("load_ext", "apflow_nb")
     formatter = shell.display_formatter
     active = list(formatter.active_types)

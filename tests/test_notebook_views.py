@@ -71,7 +71,7 @@ async def test_widget_state_on_success(db):
     assert "padding-left:4px\">aggregate_results_executor</td>" in row_html(table, "root")
     assert d.errors.value == "" and d.pager.layout.display == "none"
     bundle = run.view._repr_mimebundle_()
-    assert bundle[WIDGET_MIME]["model_id"] == d.root.model_id
+    assert bundle[WIDGET_MIME]["model_id"] == run.view.widget.root.model_id  # the table/graph faces
     assert 'data-status="completed"' in bundle["text/html"] and "✔ steps [steps] completed 100%" in bundle["text/plain"]
 
 

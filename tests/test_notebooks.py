@@ -53,6 +53,9 @@ def test_quickstart_runs_and_saves_the_final_view(tmp_path):
     assert len(bars) == 1 and bars[0]["value"] == 1.0 and bars[0]["bar_style"] == "success"
     tables = [m["state"]["value"] for m in state.values() if m["model_name"] == "HTMLModel" and "<table" in m["state"]["value"]]
     assert len(tables) == 1 and tables[0].count('data-status="completed"') == 5
+    graph = outputs_of(nb, "apflow_nb.graph(_run)")[0]["data"]  # the dependency graph, static in the notebook
+    assert set(graph) == {"text/plain", "text/html", "image/svg+xml"}
+    assert graph["image/svg+xml"].count('data-status="completed"') == 5 and "<svg" in graph["text/html"]
     summary = outputs_of(nb, "%%executor fetch_size")
     assert "fetch_size" in json.dumps(summary) and "url: string*" in json.dumps(summary)
     frame_html = outputs_of(nb, "frame = _run.frame()")[0]["data"]["text/html"]

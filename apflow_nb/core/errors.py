@@ -67,3 +67,11 @@ class TreeAlreadyRunningError(ApflowError, RuntimeError):
 
 class NestedLoopError(ApflowError, RuntimeError):
     """A blocking call was made inside a running event loop."""
+
+
+class StoreNotFoundError(ApflowError, FileNotFoundError):
+    """A store that should be read does not exist (reading never creates one)."""
+
+
+class NoRunningTreeError(ApflowError, LookupError):
+    """Nothing runs in the store now, so there is no newest running tree to watch."""

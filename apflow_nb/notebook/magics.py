@@ -4,9 +4,10 @@ Thin: parse the arguments (IPython's ``magic_arguments``), call the public Pytho
 
 - ``%%executor [ID] [--run JSON] [--thread] [--quiet]`` runs the cell like any cell and registers
   the executors it defines (see :meth:`ApflowMagics.executor`).
-- ``%%tree [--store URL] [--name VAR] [--no-display | --display MODE] [--user U] [--max-concurrency N]``
+- ``%%tree [--store URL] [--name VAR] [--no-display | --display MODE] [--view table|graph] [--user U]
+  [--max-concurrency N]``
   checks the task array in the cell, stores it, runs it with :func:`apflow_nb.run` and shows it live.
-- ``%apflow executors | history | cancel ID | show ROOT_ID | store [URL]``.
+- ``%apflow executors | history | cancel ID | show ROOT_ID | watch [ROOT_ID] | store [URL]``.
 
 The kernel's store is ``$APFLOW_NB_DATABASE_URL`` (else ``./.apflow/tasks.db``); ``%apflow store URL``
 sets that variable in the kernel's process, so ``%%tree``, ``%apflow``, ``apflow_nb.run`` and
@@ -36,7 +37,7 @@ from apflow_nb.notebook._magic_tables import (
 )
 from apflow_nb.notebook._magic_tree import check_task_array, one_line, parse_tree_text
 
-SUBCOMMANDS = ("executors", "history", "cancel", "show", "store")
+SUBCOMMANDS = ("executors", "history", "cancel", "show", "watch", "store")
 
 
 def _unquote(value: str | None) -> str | None:
@@ -271,6 +272,8 @@ class ApflowMagics(Magics):
     @argument("--no-display", dest="no_display", action="store_true", help="do not show the live view")
     @argument("--display", default="auto", choices=["auto", "widget", "html", "text", "none"],
               help="which view: auto (the best one here), widget, html, text or none")
+    @argument("--view", default="table", choices=["table", "graph"],
+              help="the face the view starts on: table (one row per task) or graph (the dependency graph)")
     @argument("--user", default=None, metavar="USER_ID", help="user_id stored with the tasks")
     @argument("--max-concurrency", dest="max_concurrency", type=int, default=None, metavar="N",
               help="run at most N tasks at once")
@@ -311,7 +314,7 @@ class ApflowMagics(Magics):
             True if args.display == "auto" else args.display)
         try:
             handle = run(tasks, session=session, display=mode, max_concurrency=args.max_concurrency,
-                         user_id=args.user)
+                         user_id=args.user, view=args.view)
         except (ApflowError, ValueError, TypeError) as exc:
             raise UsageError(f"%%tree: {one_line(exc)}") from None
         self.shell.user_ns[name] = handle
@@ -332,10 +335,13 @@ class ApflowMagics(Magics):
           %apflow history [--status S[,S]] [--executor E] [--root ROOT_ID] [--user U] [--limit N] [--store URL]
               stored tasks as a DataFrame (apflow_nb.history), newest first; --root gives one run in tree order
           %apflow cancel ID [--store URL]
-              cancel a run (its root id) or one task; a run going on in this kernel is cancelled on
-              its event loop; a task not running here is marked cancelled in the store
+              cancel a run (its root id) or one task wherever it runs: on this kernel's event loop, through
+              a cancel request to the process that runs it, or, when nobody runs it, in the store
           %apflow show ROOT_ID [--store URL]
               a stored tree as a view (status, progress, times, errors per task)
+          %apflow watch [ROOT_ID] [--store URL]
+              the live view of a run another process executes (default: the newest running tree), fed by
+              the store's event log (apflow_nb.watch); its handle is in _watch (`await _watch`)
           %apflow store [URL | --reset]
               show the kernel's store, or set it: %%tree, %apflow and apflow_nb.run / history use it
               from then on (it sets APFLOW_NB_DATABASE_URL in this kernel's process; --reset goes back
@@ -355,6 +361,8 @@ class ApflowMagics(Magics):
             return self._cancel(rest)
         if command == "show":
             return self._show(rest)
+        if command == "watch":
+            return self._watch(rest)
         if command == "store":
             return self._store(rest)
         raise UsageError(f"%apflow: unknown sub-command {command!r}; use one of {', '.join(SUBCOMMANDS)} "
@@ -385,24 +393,33 @@ class ApflowMagics(Magics):
         parser.add_argument("id")
         parser.add_argument("--store")
         ns = parser.parse_args(rest)
-        from apflow_nb.core.execution.task_manager import TaskManager, cancel_running
+        from apflow_nb.notebook.control import cancel
 
-        if _running_loop() is not None and cancel_running(ns.id) is not None:
-            return Note(f"cancelling {ns.id} (running in this kernel)")
-        manager = TaskManager(_open_session(ns.store, "%apflow cancel"))
         try:
-            task = manager.task_repository.get_task(ns.id)
-        except ApflowError as exc:
+            outcome = cancel(ns.id, _unquote(ns.store), reason="cancelled with %apflow cancel")
+        except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
             raise UsageError(f"%apflow cancel: {one_line(exc)}") from None
-        reason = "cancelled with %apflow cancel"
-        coro = (manager.cancel_tree(task.id, reason=reason) if not task.parent_id
-                else manager.cancel_task(task.id, reason=reason))
-        if _running_loop() is not None:
-            asyncio.ensure_future(coro)
-        else:
-            asyncio.run(coro)
-        return Note(f"cancelling {ns.id} (not running in this kernel: its unfinished tasks are marked "
-                    f"cancelled in the store)")
+        if outcome.action == "local":
+            return Note(f"cancelling {ns.id} (running in this kernel)")
+        if outcome.action == "cancelled":
+            return Note(f"cancelling {ns.id} (not running in this kernel or elsewhere: its unfinished tasks are "
+                        f"marked cancelled in the store)")
+        return Note(outcome.message)
+
+    def _watch(self, rest: list[str]) -> None:
+        parser = _SubParser("%apflow watch")
+        parser.add_argument("root_id", nargs="?")
+        parser.add_argument("--store")
+        ns = parser.parse_args(rest)
+        from apflow_nb.notebook.watch import watch
+
+        try:
+            handle = watch(_unquote(ns.root_id), _unquote(ns.store))
+        except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
+            raise UsageError(f"%apflow watch: {one_line(exc)}") from None
+        self.shell.user_ns["_watch"] = handle
+        if _running_loop() is None and not handle.done():
+            handle.result()  # a terminal IPython: follow the run here
 
     @staticmethod
     def _show(rest: list[str]) -> Any:

@@ -38,9 +38,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def _as_runner(runner: Any) -> Any:
     """A Dask client or scheduler address becomes a DaskRunner; a Runner (or None) stays as it is."""
-    from apflow_nb.core.execution.runner import Runner
-
-    if runner is None or isinstance(runner, Runner):
+    if runner is None or type(runner).__module__.split(".")[0] != "distributed" and not isinstance(runner, str):
         return runner
     from apflow_nb.distributed import DaskRunner
 
@@ -70,7 +68,7 @@ class Run:
     ``run.status``, ``run.events``, ``run.view``, ``run.state``, ``run.root_id``, ``run.frame()``."""
 
     def __init__(self, tree: TaskTreeNode, manager: Any, *, display: Any = True, max_rows: int = 100,
-                 keep_events: int = 10_000):
+                 keep_events: int = 10_000, view: str = "table"):
         self.tree = tree
         self.manager = manager
         self.root_id: str = tree.task.id
@@ -79,7 +77,8 @@ class Run:
         mode = resolve_mode(display)
         self.view: LiveView | None = None
         if mode != "none":
-            self.view = LiveView(self.state, mode=mode, on_cancel=self.cancel, max_rows=max_rows)
+            self.view = LiveView(self.state, mode=mode, on_cancel=self.cancel, max_rows=max_rows, tree=tree,
+                                 view=view)
         bus = getattr(manager, "events", None) or default_bus
         self._subscription = bus.subscribe(self._on_event, root_id=self.root_id)
         self._task: asyncio.Task[TaskTreeNode] | None = None
@@ -228,7 +227,7 @@ class Run:
 
 def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | None = None, display: Any = True,
         max_concurrency: int | None = None, user_id: str | None = None, runner: Any = None,
-        max_rows: int = 100) -> Run:
+        max_rows: int = 100, view: str = "table") -> Run:
     """Start running ``tree`` and return a Run handle at once.
 
     ``tree``: a TaskTreeNode, a stored root task (or its id), or a task array (list of task dicts,
@@ -237,8 +236,12 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
     "widget" / "html" / "text" (``APFLOW_NB_DISPLAY`` overrides the automatic choice).
     The store is ``manager``'s, ``session``'s, ``store`` (a URL) or the default
     (``./.apflow/tasks.db``). ``runner``: a Dask client to run executors on a cluster.
-    ``max_rows``: rows the view draws at most (running and failed tasks first).
+    ``max_rows``: rows the view draws at most (running and failed tasks first). ``view``: the face
+    the view starts on, "table" or "graph" (the dependency graph; a toggle switches them).
     """
+    from apflow_nb.notebook.graph._faces import check_view
+
+    check_view(view)
     if manager is None:
         from apflow_nb.core.execution.task_manager import TaskManager
         from apflow_nb.core.storage.session import create_session
@@ -246,4 +249,4 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
         manager = TaskManager(session or create_session(store), max_concurrency=max_concurrency,
                               runner=_as_runner(runner))
     node = as_tree(tree, manager, user_id)
-    return Run(node, manager, display=display, max_rows=max_rows)
+    return Run(node, manager, display=display, max_rows=max_rows, view=view)

@@ -4,7 +4,10 @@ For a running task: its ``cancellation_checker()`` turns true, its ``cancel()`` 
 after the grace period its asyncio task is cancelled. An executor that swallows even that is
 reported and abandoned: the task is recorded cancelled, its slot is free, and nobody waits for
 its coroutine again. A task that has not started ends cancelled at once (and so do its
-dependents). A stored task that no process of ours runs is marked cancelled in the store.
+dependents). A task of a tree another live process runs is cancelled by that process: a cancel
+request in the store reaches it within a second (its keeper polls them), and it writes the
+``task_cancelled`` events. A tree whose process is gone is ended as orphan recovery ends it. A
+stored task that no process runs is marked cancelled in the store and the event log.
 """
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from apflow_nb.core.events import EventType
 from apflow_nb.core.execution.lifecycle import HookTimeout, apply_values
 from apflow_nb.core.execution.outcome import cancelled
 from apflow_nb.core.execution.plan import TaskState, TreeRun
-from apflow_nb.core.storage.sqlalchemy.models import utcnow
+from apflow_nb.core.clock import utcnow
 from apflow_nb.core.types import CANCELLED, FINAL_STATUSES
 
 if TYPE_CHECKING:
@@ -116,6 +121,33 @@ async def cancel_stored(manager: "TaskManager", task_id: str, reason: str) -> di
                            {"message": reason}, task.name)
     await manager.writer.drain()
     return {"task_id": task_id, "status": CANCELLED, "message": reason}
+
+
+def cancel_elsewhere(manager: "TaskManager", root_id: str, task_id: str | None,
+                     reason: str) -> list[dict[str, Any]] | None:
+    """Cancel a tree (``task_id`` None) or one of its tasks that another process runs: ask that
+    process through a cancel request, or end the tree as orphan recovery does when the process is
+    gone. None when no other process holds the tree's lease (the caller cancels it in the store)."""
+    from apflow_nb.core.storage import runs
+    from apflow_nb.core.storage.recovery import recover_tree
+
+    engine = manager.db.get_bind()
+    held = runs.running_owner(engine, root_id)
+    if held is None or held[0] == manager.owner:
+        return None
+    owner, gone = held
+    if gone:
+        ended = recover_tree(engine, manager.task_repository.model, root_id, owner)
+        return [{"task_id": tid, "status": "failed", "action": "recovered",
+                 "message": f"{runs.describe_owner(owner)}, which ran this tree, is gone: its unfinished tasks "
+                            f"were marked failed"} for tid in ended]
+    runs.request_cancel(engine, root_id, task_id, reason)
+    table = manager.task_repository.model.__table__
+    with engine.connect() as conn:
+        status = conn.execute(select(table.c.status).where(table.c.id == (task_id or root_id))).scalar()
+    return [{"task_id": task_id or root_id, "status": status, "action": "requested", "owner": owner,
+             "message": f"cancel requested from {runs.describe_owner(owner)}, which runs this tree; it cancels "
+                        f"within a second through its own cancel path"}]
 
 
 def abort_run(manager: "TaskManager", run: TreeRun, reason: str) -> None:

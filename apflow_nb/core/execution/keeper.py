@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import Engine
-
-from apflow_nb.core.storage import runs as store_runs
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 logger = logging.getLogger("apflow_nb.execution")
 
 POLL = 0.25
+HEARTBEAT = 2.0  # seconds between lease renewals (storage.runs.HEARTBEAT)
 
 OnCancel = Callable[[str, "str | None", "str | None"], None]  # (root id, task id or None, reason)
 OnLost = Callable[[str], None]
@@ -50,6 +50,8 @@ class Keeper:
 
     def acquire(self, root_id: str) -> None:
         """Take the lease on ``root_id`` (blocking: call it from a thread); raises TreeAlreadyRunningError."""
+        from apflow_nb.core.storage import runs as store_runs
+
         store_runs.acquire(self.engine, root_id, self.owner)
 
     def watch(self, root_id: str, loop: asyncio.AbstractEventLoop, on_cancel: OnCancel, on_lost: OnLost) -> None:
@@ -69,13 +71,17 @@ class Keeper:
                          name="apflow_nb lease release").start()
 
     def _release(self, root_id: str, status: str) -> None:
+        from apflow_nb.core.storage import runs as store_runs
+
         try:
             store_runs.release(self.engine, root_id, self.owner, status)
         except Exception:
             logger.exception("apflow_nb: recording the end of run %s failed", root_id)
 
     def _run(self) -> None:
-        ticks_per_beat = max(1, round(store_runs.HEARTBEAT / POLL))
+        from apflow_nb.core.storage import runs as store_runs
+
+        ticks_per_beat = max(1, round(HEARTBEAT / POLL))
         tick = 0
         while not self._stop.wait(POLL):
             with self._lock:

@@ -15,8 +15,6 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy.orm.attributes import set_committed_value
-
 from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.storage.json_text import Encoded
@@ -24,7 +22,7 @@ from apflow_nb.core.storage.records import TaskRecord
 from apflow_nb.core.execution.outcome import Outcome, cancelled, failure
 from apflow_nb.core.execution.plan import TaskState, TreeRun
 from apflow_nb.core.extensions.hooks import POST_ARGS, hook_label, invoke_hook
-from apflow_nb.core.storage.sqlalchemy.models import utcnow
+from apflow_nb.core.clock import utcnow
 from apflow_nb.core.types import (
     CANCELLED, COMPLETED, DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, FAILED, FINAL_STATUSES, IN_PROGRESS, PENDING,
     executor_id_of,
@@ -300,6 +298,8 @@ def apply_values(task: Any, values: dict[str, Any]) -> None:
     if state is not None and not state.expired_attributes:
         task.__dict__.update(values)
     elif state is not None:
+        from sqlalchemy.orm.attributes import set_committed_value
+
         for key, value in values.items():
             set_committed_value(task, key, value)
     else:

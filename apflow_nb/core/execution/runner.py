@@ -56,7 +56,7 @@ def as_runner(runner: Any) -> Any:
     """
     if runner is None or isinstance(runner, LocalRunner):
         return None
-    if not isinstance(runner, Runner):
+    if not isinstance(runner, Runner) or not inspect.iscoroutinefunction(getattr(type(runner), "run", None)):
         raise TypeError(f"runner must be a Runner (an object with `async run(executor, inputs, context)`), "
                         f"got {type(runner).__name__}. For a Dask client use "
                         f"apflow_nb.distributed.DaskRunner.from_client(client).")

@@ -18,31 +18,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.events import EventBus, EventType, default_bus
 from apflow_nb.core.execution import cancellation
 from apflow_nb.core.execution.inputs import DeclaredFields
 from apflow_nb.core.execution.keeper import keeper_for
 from apflow_nb.core.execution.lifecycle import Lifecycle, apply_values
-from apflow_nb.core.execution.persistence import StateWriter
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
 from apflow_nb.core.execution.runner import as_runner, resume
 from apflow_nb.core.execution.scheduler import Scheduler
 from apflow_nb.core.execution.task_run import resolve, run_task, settle_from_cache
 from apflow_nb.core.policy import PLAIN, Policy
 from apflow_nb.core.policy import resolve as resolve_policy
-from apflow_nb.core.storage.cache import load_index
 from apflow_nb.core.extensions.decorators import get_hooks
 from apflow_nb.core.extensions.hooks import TREE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.storage.processes import process_identity
-from apflow_nb.core.storage.sqlalchemy.models import utcnow
-from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
+from apflow_nb.core.clock import utcnow
 from apflow_nb.core.types import CANCELLED, COMPLETED, IN_PROGRESS, PENDING, TaskTreeNode
+
+if TYPE_CHECKING:  # the store's modules load when a TaskManager is made, not when this module is imported
+    from sqlalchemy.orm import Session
+
+    from apflow_nb.core.execution.persistence import StateWriter
 
 logger = logging.getLogger("apflow_nb.execution")
 
@@ -65,7 +65,7 @@ class TaskManager:
     ``cache`` turns result caching on for every task whose task or executor does not say otherwise.
     """
 
-    def __init__(self, db: Session, *, max_concurrency: int | None = None,
+    def __init__(self, db: "Session", *, max_concurrency: int | None = None,
                  cancel_grace_period: float = DEFAULT_GRACE_PERIOD, event_bus: EventBus | None = None,
                  flush_interval: float = 0.05, task_model_class: type | None = None, event_log: bool = True,
                  user_id: str | None = None, runner: Any = None, hook_timeout: float = DEFAULT_HOOK_TIMEOUT,
@@ -73,6 +73,8 @@ class TaskManager:
         if max_concurrency is not None and (isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
                                             or max_concurrency < 1):
             raise ValueError(f"max_concurrency must be a positive integer or None, got {max_concurrency!r}")
+        from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
+
         self.db = db
         self.task_repository = TaskRepository(db, task_model_class)
         self.events = event_bus or default_bus
@@ -90,7 +92,7 @@ class TaskManager:
         self.scheduler = Scheduler(max_concurrency, self._start)
         self.lifecycle = Lifecycle(self)
         self.declared_fields = DeclaredFields()
-        self._writer: StateWriter | None = None
+        self._writer: "StateWriter | None" = None
         self._runs: dict[str, TreeRun] = {}
 
     # -- public API ----------------------------------------------------------------------
@@ -100,8 +102,10 @@ class TaskManager:
         return self.scheduler.max_concurrency
 
     @property
-    def writer(self) -> StateWriter:
+    def writer(self) -> "StateWriter":
         """The write-behind buffer of this manager's store."""
+        from apflow_nb.core.execution.persistence import StateWriter
+
         table = self.task_repository.model.__table__
         if self._writer is None or self._writer.table is not table:
             if self._writer is not None:
@@ -175,15 +179,24 @@ class TaskManager:
         ``{"task_id", "status", "message"}``."""
         run = await _started(ACTIVE.get(task_id))
         if run is None:
+            task = self.task_repository.get_task(task_id)
+            elsewhere = cancellation.cancel_elsewhere(self, task.root_id or task_id, task_id, reason)
+            if elsewhere is not None:
+                return elsewhere[0] if elsewhere else {"task_id": task_id, "status": str(task.status),
+                                                       "message": "already finished"}
             return await cancellation.cancel_stored(self, task_id, reason)
         manager = run.manager
         return await cancellation.cancel_state(manager, run.states[task_id], reason, manager._grace(grace_period))
 
     async def cancel_tree(self, root_id: str, *, reason: str = "tree cancelled by request",
                           grace_period: float | None = None) -> list[dict[str, Any]]:
-        """Cancel every unfinished task of a running tree (or of a stored one)."""
+        """Cancel every unfinished task of a running tree: here, through another process that runs it
+        (a cancel request it picks up within a second), or in the store when nobody runs it."""
         run = await _started(self._runs.get(root_id) or ACTIVE.get(root_id))
         if run is None:
+            elsewhere = cancellation.cancel_elsewhere(self, root_id, None, reason)
+            if elsewhere is not None:
+                return elsewhere
             tree = self.task_repository.get_task_tree_sync(root_id)
             return [await cancellation.cancel_stored(self, n.task.id, reason) for n in tree.walk()
                     if str(n.task.status) not in (COMPLETED, "failed", CANCELLED)]
@@ -277,6 +290,8 @@ class TaskManager:
             if s.policy.cache:
                 caching.add(s.executor_id)
         if caching:
+            from apflow_nb.core.storage.cache import load_index
+
             engine = self.db.get_bind()
             run.cache_index = (await asyncio.to_thread(load_index, engine, caching) if self.writer.threaded
                                else load_index(engine, caching))

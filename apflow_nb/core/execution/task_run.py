@@ -22,7 +22,7 @@ from apflow_nb.core.execution.runner import BlockWatch, ExecutionContext
 from apflow_nb.core.extensions.hooks import PRE_ARGS, hook_label, invoke_hook
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.core.extensions.types import ExtensionCategory
-from apflow_nb.core.storage.cache import cache_key, cache_table, entry_row, fingerprint
+from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
@@ -249,6 +249,8 @@ async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, input
         run.side_tasks.add(current)  # added before the final state, so the run cannot end without it
         current.add_done_callback(run.side_tasks.discard)
     if key is not None and outcome.status == COMPLETED:
+        from apflow_nb.core.storage.cache import cache_table, entry_row
+
         code = fingerprint(type(s.executor), s.policy.cache_version)
         run.writer.upsert(cache_table, entry_row(key, s.executor_id, code, outcome.result, s.id,
                                                  s.policy.cache_ttl), "key")

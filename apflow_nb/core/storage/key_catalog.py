@@ -24,12 +24,12 @@ import threading
 import weakref
 from typing import Any, Iterable
 
-from sqlalchemy import Column, Connection, String, Table, insert, inspect, select
+from sqlalchemy import Connection, insert, inspect, select
 
-from apflow_nb.core.storage.sqlalchemy.models import Base
+from apflow_nb.core.storage.sqlalchemy.models import key_catalog  # defined with every table, on Base
 
 logger = logging.getLogger("apflow_nb.storage")
-TABLE_NAME = "apflow_result_keys"
+TABLE_NAME = key_catalog.name
 MAX_KEYS = 64
 WIDE_AT = 2 * MAX_KEYS  # distinct keys at which a level is wide, however large its dicts
 MAX_PATH = 500  # characters of a path's JSON text; deeper or longer paths are not recorded
@@ -37,13 +37,6 @@ KINDS = ("inputs", "result")
 LEAF, WIDE = "leaf", "wide"
 CATALOG_COLUMNS = ("executor", "kind", "path", "shape")
 
-key_catalog = Table(
-    TABLE_NAME, Base.metadata,
-    Column("executor", String(255), primary_key=True),
-    Column("kind", String(16), primary_key=True),
-    Column("path", String(MAX_PATH), primary_key=True),
-    Column("shape", String(8), primary_key=True),
-)
 
 
 def encode_path(path: Iterable[str]) -> str:

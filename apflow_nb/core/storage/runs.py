@@ -13,36 +13,15 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Engine, Integer, String, Table, and_, insert, select, update
+from sqlalchemy import Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
 from apflow_nb.core.storage.processes import owner_alive
-from apflow_nb.core.storage.sqlalchemy.models import Base, UTCDateTime, utcnow
+from apflow_nb.core.storage.sqlalchemy.models import cancel_requests, runs, utcnow
 
 LEASE_TTL = 30.0  # seconds without a heartbeat after which another host may take a run over
 HEARTBEAT = 2.0   # seconds between heartbeats
-
-runs = Table(
-    "apflow_runs", Base.metadata,
-    Column("root_id", String(255), primary_key=True),
-    Column("owner", String(255), nullable=False),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("heartbeat_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Column("status", String(50), nullable=True),
-)
-
-cancel_requests = Table(
-    "apflow_cancel_requests", Base.metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("root_id", String(255), nullable=False, index=True),
-    Column("task_id", String(255), nullable=True),  # None: the whole tree
-    Column("reason", String(1000), nullable=True),
-    Column("requested_by", String(255), nullable=True),
-    Column("requested_at", UTCDateTime, nullable=False),
-    Column("handled_at", UTCDateTime, nullable=True),
-)
 
 
 def describe_owner(owner: str) -> str:
@@ -139,3 +118,18 @@ def running_owner(engine: Engine, root_id: str) -> tuple[str, bool] | None:
     if row is None:
         return None
     return row.owner, owner_gone(row.owner, row.heartbeat_at)
+
+
+def lease_of(engine: Engine, root_id: str) -> Any:
+    """The lease row of ``root_id`` (owner, started_at, heartbeat_at, finished_at, status), or None."""
+    with engine.connect() as conn:
+        return conn.execute(select(runs.c.owner, runs.c.started_at, runs.c.heartbeat_at, runs.c.finished_at,
+                                   runs.c.status).where(runs.c.root_id == root_id)).first()
+
+
+def newest_running(engine: Engine) -> str | None:
+    """The root id of the most recently started run whose owner is still there, or None."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(runs.c.root_id, runs.c.owner, runs.c.heartbeat_at)
+                            .where(runs.c.finished_at.is_(None)).order_by(runs.c.started_at.desc())).all()
+    return next((r.root_id for r in rows if not owner_gone(r.owner, r.heartbeat_at)), None)

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from apflow_nb.core.errors import SchemaMismatchError
-from apflow_nb.core.storage import json_text, runs  # noqa: F401 - runs defines the run tables on Base
-from apflow_nb.core.storage import key_catalog  # noqa: F401 - defines apflow_result_keys on Base
+from apflow_nb.core.storage import json_text
 from apflow_nb.core.storage.sqlalchemy.models import SCHEMA_VERSION, TABLE_NAME, Base, get_task_model_class
 
 ENV_URL = "APFLOW_NB_DATABASE_URL"

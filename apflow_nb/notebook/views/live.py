@@ -43,7 +43,8 @@ class LiveView:
     """
 
     def __init__(self, state: RunState, *, mode: str = "html", on_cancel: Callable[[str | None], Any] | None = None,
-                 max_rows: int = 100, min_interval: float = 0.1, stream: Any = None):
+                 max_rows: int = 100, min_interval: float = 0.1, stream: Any = None, tree: Any = None,
+                 view: str = "table"):
         self.state = state
         self.mode = mode
         self.max_rows = max_rows
@@ -61,7 +62,13 @@ class LiveView:
         except RuntimeError:
             self._loop = None
         self.drawer: Any = None
+        self.widget: Any = None  # what is shown: the drawer, or the table/graph faces around it
         self.text: TextLine | None = None
+        self.faces: Any = None  # the table and graph faces, when the view knows the run's tree
+        if tree is not None:
+            from apflow_nb.notebook.graph import Faces
+
+            self.faces = Faces(tree, view)
         if mode == "widget":
             from apflow_nb.notebook.views.widget import WidgetDrawer
 
@@ -70,7 +77,8 @@ class LiveView:
             except ImportError as exc:
                 raise ImportError("display='widget' needs ipywidgets in the kernel's environment: "
                                   "pip install ipywidgets (or use display='html')") from exc
-            self.drawer.draw(state)
+            self.widget = self.faces.wrap(self.drawer) if self.faces is not None else self.drawer
+            self.widget.draw(state)
         elif mode == "text":
             self.text = TextLine(stream)
 
@@ -93,8 +101,10 @@ class LiveView:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         data: dict[str, Any] = {"text/plain": render_text(self.state, self.max_rows),
                                 "text/html": render_html(self.state, self.max_rows)}
+        if self.faces is not None:
+            data = self.faces.bundle(self.state, data)
         if self.drawer is not None:
-            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.drawer.root.model_id}
+            data[WIDGET_MIME] = {"version_major": 2, "version_minor": 0, "model_id": self.widget.root.model_id}
         return data
 
     def __repr__(self) -> str:
@@ -172,8 +182,8 @@ class LiveView:
             self._final_version = self.state.version
         self._last = time.monotonic()
         self.redraws += 1
-        if self.drawer is not None:
-            self.drawer.draw(self.state)
+        if self.widget is not None:
+            self.widget.draw(self.state)
             if final and self._handle is not None:
                 self._handle.update(self)  # the static HTML a saved notebook shows becomes the final frame
         elif self._handle is not None:
@@ -190,8 +200,8 @@ class LiveView:
         """
         if self._elsewhere(self.sync):
             return
-        if self.drawer is not None:
-            self.drawer.draw(self.state)
-            self.drawer.sync()
+        if self.widget is not None:
+            self.widget.draw(self.state)
+            self.widget.sync()
         if self._handle is not None:
             self._handle.update(self)

@@ -6,7 +6,6 @@ the next time a repository touches it.
 """
 from __future__ import annotations
 
-import uuid
 import warnings
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Column, DateTime, Float, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from apflow_nb.core.clock import new_task_id, utcnow  # noqa: F401 - re-exported: models.utcnow, models.new_task_id
 
 TABLE_NAME = "apflow_tasks"
 SCHEMA_VERSION = 1
@@ -41,16 +42,6 @@ class UTCDateTime(TypeDecorator):
         if isinstance(value, str):  # some drivers hand back text
             value = datetime.fromisoformat(value)
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    """Now, as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
-
-
-def new_task_id() -> str:
-    """A fresh task id (a uuid4 string)."""
-    return str(uuid.uuid4())
 
 
 class Base(DeclarativeBase):
@@ -135,6 +126,51 @@ task_events = Table(
     Index("ix_apflow_task_events_root_ts", "root_id", "timestamp"),
     Index("ix_apflow_task_events_task", "task_id"),
 )
+
+# Who runs a tree now (a lease with a heartbeat) and what other processes asked it to cancel: storage/runs.py
+runs = Table(
+    "apflow_runs", Base.metadata,
+    Column("root_id", String(255), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(50), nullable=True),
+)
+
+cancel_requests = Table(
+    "apflow_cancel_requests", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("root_id", String(255), nullable=False, index=True),
+    Column("task_id", String(255), nullable=True),  # None: the whole tree
+    Column("reason", String(1000), nullable=True),
+    Column("requested_by", String(255), nullable=True),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("handled_at", UTCDateTime, nullable=True),
+)
+
+# The result cache (storage/cache.py): one row per cached result, shared by every process using the store
+cache_table = Table(
+    "apflow_cache", Base.metadata,
+    Column("key", String(64), primary_key=True),
+    Column("executor_id", String(255), nullable=False, index=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("task_id", String(255), nullable=True),  # the task that computed it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+# The key catalog (storage/key_catalog.py): which keys each executor's inputs and results have ever had, so
+# history() gives the same columns for the same executor whatever rows a filter matched
+key_catalog = Table(
+    "apflow_result_keys", Base.metadata,
+    Column("executor", String(255), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # inputs | result
+    Column("path", String(500), primary_key=True),  # the keys from the top, as JSON text
+    Column("shape", String(8), primary_key=True),  # leaf | wide
+)
+
 
 _task_model_class: type[TaskModel] = TaskModel
 
