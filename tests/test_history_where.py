@@ -92,6 +92,8 @@ CASES = [
     ("inputs.epochs >= 10", ["t2"]),
     ("inputs.lr < 0.2", ["t1"]),
     ("inputs.lr <= 0.5", ["t1", "t2"]),
+    ("inputs.lr == 0.1", ["t1"]),  # a float literal compares as a double everywhere (DuckDB: not FLOAT)
+    ("inputs.lr in [0.1, 0.5]", ["t1", "t2"]),
     ("inputs.model > 'm2'", ["t1", "t6"]),  # strings order among strings only
     ("inputs.flag == True", ["t1"]),  # not the 1 of t4
     ("inputs.flag == 1", ["t4"]),  # not the true of t1

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Float, and_, case, cast, false, func, literal, or_, true
+from sqlalchemy import BigInteger, Double, Float, and_, case, cast, false, func, literal, or_, true
 
 from apflow_nb.analysis import duckdb_compat
 from apflow_nb.analysis.errors import WhereError
@@ -206,16 +206,21 @@ def _json_in(access: JsonAccess, col: Any, path: Sequence[Any], values: Sequence
         parts.append(and_(access.string(col, path).in_(strings), access.string_guard(col, path)))
     if numbers:
         number = access.extract(col, path) if access.name == "sqlite" else access.number(col, path)
-        parts.append(and_(number.in_(numbers), access.number_guard(col, path)))
+        parts.append(and_(number.in_([_bind(v) for v in numbers]), access.number_guard(col, path)))
     parts += [access.boolean(col, path, v) for v in {v for v in values if isinstance(v, bool)}]
     if any(v is None for v in values):
         parts.append(access.missing(col, path))
     return or_(*parts) if parts else false()
 
 
+def _bind(value: Any) -> Any:
+    """A bound parameter; floats as DOUBLE (DuckDB would otherwise compare with a 32-bit FLOAT: 0.1 != 0.1)."""
+    return literal(value, Double()) if isinstance(value, float) else literal(value)
+
+
 def _op(expr: Any, op: str, value: Any) -> Any:
     return {"==": expr.__eq__, "<": expr.__lt__, "<=": expr.__le__, ">": expr.__gt__,
-            ">=": expr.__ge__}[op](literal(value))
+            ">=": expr.__ge__}[op](_bind(value))
 
 
 KIND_WORDS = {TEXT: "text: compare it with a string", INT: "numbers: compare it with a number",

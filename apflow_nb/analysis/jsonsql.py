@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import Float, Numeric, String, Text, case, cast, func, literal_column, or_, type_coerce
+from sqlalchemy import Double, Numeric, String, Text, case, cast, func, literal_column, or_, type_coerce
 
 from apflow_nb.analysis.errors import WhereError
 from apflow_nb.analysis.refs import Key
@@ -182,7 +182,7 @@ class DuckDBJson(JsonAccess):
         return type_coerce(func.json_extract_string(col, self._path(path)), String)
 
     def number(self, col: Any, path: Sequence[Key]) -> Any:
-        return case((self.number_guard(col, path), cast(self.text(col, path), Float)))
+        return case((self.number_guard(col, path), cast(self.text(col, path), Double)))  # FLOAT is 32-bit
 
     def number_guard(self, col: Any, path: Sequence[Key]) -> Any:
         return self.type_of(col, path).in_(self.NUMBERS)
