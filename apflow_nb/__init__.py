@@ -55,6 +55,9 @@ _LAZY: dict[str, str] = {
     "history": "apflow_nb.analysis",
     "events": "apflow_nb.analysis",
     "timeline": "apflow_nb.analysis",
+    "compare": "apflow_nb.analysis",
+    "index": "apflow_nb.analysis",
+    "rebuild_key_catalog": "apflow_nb.analysis",
 }
 
 __all__ = sorted(_LAZY) + ["__version__", "load_ipython_extension", "unload_ipython_extension"]

@@ -146,33 +146,56 @@ write("03-streaming-and-cancellation.ipynb", [
 
 write("04-analysing-history.ipynb", [
     ("md", "# Analysing history\n\nEvery task a kernel ran is in the store; `apflow_nb.history()` returns them "
-           "as a DataFrame (filters run in SQL), `apflow_nb.events()` the event log, `apflow_nb.timeline()` a Gantt chart."),
+           "as a DataFrame (filters run in SQL, including `where=` on inputs and results), `apflow_nb.events()` "
+           "the event log, `apflow_nb.compare()` runs side by side, `apflow_nb.timeline()` a Gantt chart."),
     ("code", "import asyncio, random\nimport apflow_nb\nfrom apflow_nb import executor_register\n\n"
              "@executor_register\nasync def train(model: str, lr: float, epochs: int = 3) -> dict:\n"
              "    await asyncio.sleep(0.02 * epochs)\n    if lr > 0.5:\n        raise ValueError(f\"learning rate {lr} diverged\")\n"
              "    return {\"accuracy\": round(0.9 - lr / 2, 3), \"epochs\": epochs}\n\n"
              "@executor_register\nasync def evaluate(**results) -> dict:\n    return {\"evaluated\": len(results)}"),
     ("code", "rng = random.Random(0)\nruns = []\nfor sweep in range(3):\n"
-             "    grid = [{\"id\": f\"sweep{sweep}-{i}\", \"name\": \"train\", \"parent_id\": f\"sweep{sweep}\",\n"
+             "    grid = [{\"id\": f\"trial{i}\", \"name\": \"train\", \"parent_id\": \"sweep\",\n"
              "             \"inputs\": {\"model\": rng.choice([\"cnn\", \"mlp\"]), \"lr\": rng.choice([0.01, 0.1, 0.9]),\n"
              "                        \"epochs\": rng.randint(1, 5)}} for i in range(8)]\n"
-             "    root = {\"id\": f\"sweep{sweep}\", \"name\": \"evaluate\",\n"
+             "    root = {\"id\": \"sweep\", \"name\": \"evaluate\",\n"
              "            \"dependencies\": [{\"id\": t[\"id\"], \"required\": False} for t in grid]}\n"
              "    runs.append(apflow_nb.run([root] + grid, display=sweep == 2))\nfor r in runs:\n    await r"),
+    ("md", "The same task array ran three times: three runs, each with its own root id (`run.run_id`); the "
+           "`key` column keeps the ids we wrote (`trial0`...) in every run."),
     ("md", "## Durations by executor"),
     ("code", "h = apflow_nb.history()\nh.groupby(\"executor\")[\"duration_s\"].describe()[[\"count\", \"mean\", \"max\"]]"),
     ("md", "## Failure rates"),
     ("code", "train_runs = apflow_nb.history(executor=\"train\")\nrates = train_runs.groupby(\"inputs.lr\")[\"status\"]"
              ".apply(lambda s: (s == \"failed\").mean())\nrates"),
-    ("md", "## The inputs of failed tasks"),
-    ("code", "failed = apflow_nb.history(status=\"failed\", executor=\"train\")\nfailed[[\"task_id\", \"inputs.model\", \"inputs.lr\", \"error\"]]"),
+    ("md", "## Filtering on inputs and results, in SQL\n`where=` takes Python comparison syntax (never "
+           "evaluated: parsed into SQL with bound parameters). Comparisons are typed; `order_by`, `columns` "
+           "and `limit`/`offset` page through the result without reading the rest."),
+    ("code", "best = apflow_nb.history(executor=\"train\", where=\"inputs.model == 'cnn' and result.accuracy > 0.8\",\n"
+             "                         order_by=[\"result.accuracy desc\", \"inputs.epochs\"],\n"
+             "                         columns=[\"key\", \"root_id\", \"inputs.lr\", \"inputs.epochs\", \"result.accuracy\"])\n"
+             "best"),
+    ("md", "## The errors of failed tasks, once\n`error` is the message, `error_type` the exception's class, "
+           "`traceback` its own column. A filtered frame keeps every column the executor ever had (NaN here: "
+           "no failed task has a result)."),
+    ("code", "failed = apflow_nb.history(status=\"failed\", executor=\"train\")\n"
+             "failed[[\"key\", \"inputs.model\", \"inputs.lr\", \"error\", \"error_type\", \"result.accuracy\"]]"),
+    ("md", "## Two sweeps side by side\nOne row per task key, one column group per run: status, duration and "
+           "each input and result that differs (highlighted)."),
+    ("code", "apflow_nb.compare(runs[0], runs[1])"),
+    ("md", "## A filter you run often: index it\nAn expression index on the key makes `where=` on it a search "
+           "instead of a scan (history() itself never writes to the store)."),
+    ("code", "apflow_nb.index(None, \"inputs.model\")\nprint(apflow_nb.analysis.explain(where=\"inputs.model == 'cnn'\"))"),
     ("md", "## The event log and a timeline of one run"),
-    ("code", "apflow_nb.events(root_id=\"sweep2\").head()"),
-    ("code", "apflow_nb.timeline(\"sweep2\")"),
+    ("code", "apflow_nb.events(root_id=runs[2].run_id).head()"),
+    ("code", "apflow_nb.timeline(runs[2].run_id)"),
     ("code", "# checks\nassert len(h) >= 27 and set(h[\"executor\"]) >= {\"train\", \"evaluate\"}\n"
              "assert (failed[\"inputs.lr\"] == 0.9).all() and len(failed) > 0\n"
+             "assert (failed[\"error_type\"] == \"ValueError\").all() and failed[\"result.accuracy\"].isna().all()\n"
+             "assert \"result.error\" not in h.columns and \"result.accuracy\" in failed.columns\n"
              "assert rates.loc[0.9] == 1.0 and rates.loc[0.01] == 0.0\n"
-             "assert apflow_nb.events(root_id=\"sweep2\")[\"event_type\"].iloc[-1] == \"tree_finished\""),
+             "assert (best[\"result.accuracy\"] > 0.8).all() and best[\"result.accuracy\"].is_monotonic_decreasing\n"
+             "assert \"USING INDEX\" in apflow_nb.analysis.explain(where=\"inputs.model == 'cnn'\")\n"
+             "assert apflow_nb.events(root_id=runs[2].run_id)[\"event_type\"].iloc[-1] == \"tree_finished\""),
 ])
 
 write("05-scale-out-with-dask.ipynb", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from apflow_nb.analysis import query as q
+from apflow_nb.analysis import checks, query as q
 from apflow_nb.analysis.flatten import gc_paused
 from apflow_nb.analysis.stores import EVENTS, resolve_engine, table_of
 
@@ -18,12 +18,19 @@ def events(store: Any = None, *, root_id: str | None = None, task_id: str | None
     (``datetime64[us, UTC]``) and payload (a dict or None). Filters run in SQL: ``root_id``,
     ``task_id``, ``types`` (one event type or several, e.g. ``"task_failed"`` or
     ``EventType.TASK_FAILED``), ``since`` <= timestamp < ``until``; ``limit`` keeps the first
-    events. A task's progress events were coalesced per write batch when they were recorded.
+    events. A bad argument is a FilterError naming it. A task's progress events were coalesced per write batch when they were recorded.
     A store without an event log (an original aipartnerupflow store) gives an empty frame.
     """
-    limit = q.check_limit(limit)
+    from apflow_nb.core.events import EventType
+
+    f = "events"
+    root_id = checks.one_text(f, "root_id", root_id)
+    task_id = checks.one_text(f, "task_id", task_id)
+    kinds = checks.texts(f, "types", types, "an event type", [t.value for t in EventType])
+    since, until = checks.moment(f, "since", since), checks.moment(f, "until", until)
+    limit = checks.count(f, "limit", limit)
     with gc_paused():
-        return _events(store, root_id=root_id, task_id=task_id, types=types, since=since, until=until, limit=limit)
+        return _events(store, root_id=root_id, task_id=task_id, types=kinds, since=since, until=until, limit=limit)
 
 
 def _events(store: Any, *, root_id: str | None, task_id: str | None, types: Any, since: Any, until: Any,

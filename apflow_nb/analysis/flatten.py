@@ -69,7 +69,11 @@ class _Overflow(Exception):
         self.path = path
 
 
-def flatten(values: Sequence[Any], prefix: str) -> dict[str, list[Any]]:
+class Whole(dict):
+    """A dict kept whole in one column (a level the key catalog calls wide): flatten() does not spread it."""
+
+
+def flatten(values: Sequence[Any], prefix: str, rare_levels: set[str] | None = None) -> dict[str, list[Any]]:
     """Decoded values -> columns: ``[{"a": {"b": 1}}, 5, None]`` with prefix "result" gives
     ``{"result.a.b": [1, None, None], "result": [None, 5, None]}``.
 
@@ -80,9 +84,13 @@ def flatten(values: Sequence[Any], prefix: str) -> dict[str, list[Any]]:
     rare: dict[tuple[str, ...], frozenset[str]] = {}
     while True:  # usually once; once more for each level found to have too many keys
         try:
-            return _flatten(values, prefix, rare)
+            columns = _flatten(values, prefix, rare)
+            break
         except _Overflow as overflow:
             rare[overflow.path] = _rare_keys(values, overflow.path)
+    if rare_levels is not None:  # the levels whose rare keys stay together (named like their column)
+        rare_levels.update(".".join((prefix,) + path) for path, keys in rare.items() if keys)
+    return columns
 
 
 def _flatten(values: Sequence[Any], prefix: str, rare: dict[tuple[str, ...], frozenset[str]]) -> dict[str, list[Any]]:
@@ -94,8 +102,16 @@ def _flatten(values: Sequence[Any], prefix: str, rare: dict[tuple[str, ...], fro
             if value:
                 _fill(value, root, columns, i, n)
         elif value is not None:
-            columns.setdefault(prefix, [None] * n)[i] = value
+            _column(columns, prefix, n)[i] = value
     return columns
+
+
+def _column(columns: dict[str, list[Any]], name: str, n: int) -> list[Any]:
+    """The column ``name``, made (all None) the first time: never a new list per value."""
+    column = columns.get(name)
+    if column is None:
+        column = columns[name] = [None] * n
+    return column
 
 
 def _node(name: str, path: tuple[str, ...], rare: dict[tuple[str, ...], frozenset[str]]) -> list[Any]:
@@ -111,7 +127,7 @@ def _fill(value: dict[str, Any], node: list[Any], columns: dict[str, list[Any]],
         if len(value) > MAX_KEYS:  # before allocating columns for its keys
             raise _Overflow(path)
     elif rare and rare.issuperset(value):  # only rare keys (results keyed by task id): kept whole
-        columns.setdefault(name, [None] * n)[i] = value
+        _column(columns, name, n)[i] = value
         return
     leftover = None
     for key, item in value.items():
@@ -134,10 +150,10 @@ def _fill(value: dict[str, Any], node: list[Any], columns: dict[str, list[Any]],
             continue
         column = entry[2]
         if column is None:
-            column = entry[2] = columns.setdefault(entry[0], [None] * n)
+            column = entry[2] = _column(columns, entry[0], n)
         column[i] = item
     if leftover is not None:
-        columns.setdefault(name, [None] * n)[i] = leftover
+        _column(columns, name, n)[i] = leftover
 
 
 def _rare_keys(values: Sequence[Any], path: tuple[str, ...]) -> frozenset[str]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from apflow_nb.analysis.columns import EVENT_COLUMNS, HISTORY_COLUMNS
+from apflow_nb.analysis.columns import EVENT_COLUMNS
 
 TIME_DTYPE = "datetime64[us, UTC]"
 TEXT_DTYPE = pd.Series(["text"]).dtype  # what this pandas infers for strings: str (pandas 3) or object
@@ -83,39 +83,42 @@ def typed(kind: str, values: Sequence[Any]) -> Any:
     return objects(values)
 
 
-def history_frame(base: dict[str, Any], extra: dict[str, Sequence[Any]],
-                  custom: dict[str, tuple[str, Sequence[Any]]]) -> pd.DataFrame:
-    """One frame from the fixed columns (raw values), the flattened ones and the custom ones ((kind, values))."""
-    n = len(base["task_id"])
-    created, started, completed = (timestamps(base[k]) for k in ("created_at", "started_at", "completed_at"))
-    columns: dict[str, Any] = {
-        "task_id": texts(base["task_id"]),
-        "key": texts(base["key"]),
-        "root_id": texts(base["root_id"]),
-        "parent_id": texts(base["parent_id"]),
-        "depth": np.asarray(base["depth"], dtype="int64").reshape(n),
-        "name": texts(base["name"]),
-        "executor": texts(base["executor"]),
-        "status": texts(base["status"]),
-        "priority": integers(base["priority"]),
-        "user_id": texts(base["user_id"]),
-        "created_at": created,
-        "started_at": started,
-        "completed_at": completed,
-        "duration_s": (completed - started).dt.total_seconds().astype("float64"),
-        "progress": floats(base["progress"]),
-        "error": texts(base["error"]),
-        "attempts": pd.array(list(base["attempts"]), dtype="Int64"),
-        "cached_from": texts(base["cached_from"]),
-    }
-    for prefix in ("inputs", "result"):
-        for name in sorted(k for k in extra if k == prefix or k.startswith(prefix + ".")):
-            values = extra[name]
-            # pandas infers each flattened column's dtype; one with no value at all stays object
-            columns[name] = values if n and any(v is not None for v in values) else objects(values)
-    for name, (kind, values) in custom.items():
-        columns[name] = typed(kind, values)
-    return pd.DataFrame(columns)
+def column(kind: str, values: Sequence[Any]) -> Any:
+    """One frame column: fixed kinds (see columns.BASE_KINDS), ``infer`` (flattened JSON: the dtype pandas
+    infers; all-None stays object), ``object``, or a custom column's ``custom:<kind>``."""
+    if kind == "text":
+        return texts(values)
+    if kind == "time":
+        return timestamps(values)
+    if kind == "float":
+        return floats(values)
+    if kind == "int":
+        return integers(values)
+    if kind == "depth":
+        return np.asarray(values, dtype="int64").reshape(len(values))
+    if kind == "infer":
+        return values if len(values) and any(v is not None for v in values) else objects(values)
+    if kind.startswith("custom:"):
+        return typed(kind[7:], values)
+    return objects(values)
+
+
+def durations(started: pd.Series, completed: pd.Series) -> np.ndarray:
+    return (completed - started).dt.total_seconds().astype("float64").to_numpy()
+
+
+def build(columns: list[tuple[str, str, Sequence[Any]]]) -> pd.DataFrame:
+    """A frame from (name, kind, values) triples, in that order. ``duration_s`` may be given as the kind
+    ``duration`` with no values: it is computed from started_at and completed_at."""
+    out: dict[str, Any] = {}
+    for name, kind, values in columns:
+        if kind == "duration":
+            started = out["started_at"] if "started_at" in out else timestamps(values[0])
+            completed = out["completed_at"] if "completed_at" in out else timestamps(values[1])
+            out[name] = durations(pd.Series(started), pd.Series(completed))
+        else:
+            out[name] = column(kind, values)
+    return pd.DataFrame(out, columns=[name for name, _, _ in columns])
 
 
 def newest_first(frame: pd.DataFrame) -> pd.DataFrame:
@@ -129,12 +132,6 @@ def newest_first(frame: pd.DataFrame) -> pd.DataFrame:
     if (order[1:] > order[:-1]).all():
         return frame
     return frame.take(order).reset_index(drop=True)
-
-
-def empty_history(custom: Sequence[tuple[str, str]] = (), flatten: bool = True) -> pd.DataFrame:
-    """The frame of a store with no (matching) tasks: the same columns and dtypes as a full one."""
-    extra = {} if flatten else {"inputs": [], "result": []}
-    return history_frame({k: [] for k in HISTORY_COLUMNS}, extra, {name: (kind, []) for name, kind in custom})
 
 
 def events_frame(rows: dict[str, Sequence[Any]]) -> pd.DataFrame:

@@ -27,9 +27,32 @@ def fetch_missing_ancestors(conn: Connection, tbl: Any, parents: dict[Any, Any])
 
 def depths_and_roots(parents: dict[Any, Any]) -> tuple[dict[Any, int], dict[Any, Any]]:
     """Depth (0 for a root) and root id of every task in ``parents`` (which must hold every
-    ancestor, see :func:`fetch_missing_ancestors`). A parent cycle is cut where it closes."""
-    depth: dict[Any, int] = {}
-    root: dict[Any, Any] = {}
+    ancestor, see :func:`fetch_missing_ancestors`). A parent cycle is cut where it closes.
+
+    Level by level while that settles most tasks (shallow trees: a few passes over plain tuples), then
+    chain by chain for what is left (deep chains, cycles)."""
+    depth: dict[Any, int] = {t: 0 for t, p in parents.items() if p is None}
+    root: dict[Any, Any] = {t: t for t in depth}
+    pending = [(t, p) for t, p in parents.items() if p is not None]
+    while pending:
+        left = []
+        for task_id, parent in pending:
+            d = depth.get(parent)
+            if d is None:
+                left.append((task_id, parent))
+            else:
+                depth[task_id] = d + 1
+                root[task_id] = root[parent]
+        if len(left) * 2 > len(pending):  # a deep chain or a cycle: walk chains instead
+            break
+        pending = left
+    else:
+        return depth, root
+    _walk_chains(parents, depth, root)
+    return depth, root
+
+
+def _walk_chains(parents: dict[Any, Any], depth: dict[Any, int], root: dict[Any, Any]) -> None:
     limit = len(parents)
     for task_id, parent in parents.items():
         if task_id in depth:
@@ -53,7 +76,6 @@ def depths_and_roots(parents: dict[Any, Any]) -> tuple[dict[Any, int], dict[Any,
         for offset, item in enumerate(reversed(chain), start=1):
             depth[item] = base + offset
             root[item] = top
-    return depth, root
 
 
 def _chain_until_cycle(parents: dict[Any, Any], task_id: Any) -> list[Any]:

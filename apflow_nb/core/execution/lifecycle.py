@@ -25,6 +25,7 @@ from apflow_nb.core.extensions.hooks import POST_ARGS, hook_label, invoke_hook
 from apflow_nb.core.clock import utcnow
 from apflow_nb.core.types import (
     CANCELLED, COMPLETED, DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, FAILED, FINAL_STATUSES, IN_PROGRESS, PENDING,
+    executor_id_of,
 )
 
 if TYPE_CHECKING:
@@ -150,6 +151,9 @@ class Lifecycle:
             values["cached_from"] = s.cached_from
             data = dict(data or (), cached=True, cached_from=s.cached_from)
         self.change(s, status, values, FINAL_EVENT[status], data, outcome.text)
+        inputs, result = s.task.inputs, outcome.result if status == COMPLETED else None
+        if inputs or result is not None:  # the key catalog (history()'s stable columns): nothing to note else
+            self.manager.writer.observe_keys(s.executor_id or executor_id_of(s.task), inputs, result)
 
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
         """End a task that never started (an upstream task failed, or it was cancelled while waiting)."""

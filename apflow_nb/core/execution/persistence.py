@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from apflow_nb.core.storage.batch_sql import BatchWriter
 from apflow_nb.core.storage.json_text import short_repr
+from apflow_nb.core.storage.key_catalog import CATALOG_COLUMNS, catalog_for
 from apflow_nb.core.storage.sqlalchemy.models import task_events
 
 logger = logging.getLogger("apflow_nb.persistence")
@@ -54,6 +55,8 @@ class StateWriter:
         self._events: list[dict[str, Any]] = []
         self._progress_events: dict[str | None, dict[str, Any]] = {}
         self._upserts: dict[tuple[Any, str], dict[str, Any]] = {}  # (table, key value) -> row
+        self._keys: list[dict[str, str]] = []  # new key catalog rows (see core/storage/key_catalog.py)
+        self.catalog = catalog_for(self.engine)
         self._dirty = False
         self._work = threading.Event()
         self._urgent = threading.Event()
@@ -106,6 +109,19 @@ class StateWriter:
         """Write ``row`` into ``table`` at the next flush, replacing the row with the same ``key`` column value."""
         with self._lock:
             self._upserts[(table, key, row[key])] = row
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
+
+    def observe_keys(self, executor_id: str, inputs: Any, result: Any) -> None:
+        """Note the keys of a final task's inputs and (completed) result for the key catalog: a set look-up per
+        key; the few never seen before are written with the next batch."""
+        rows = self.catalog.observe(executor_id, inputs, result)
+        if not rows:
+            return
+        with self._lock:
+            self._keys.extend(rows)
             if self._dirty:
                 return
             self._dirty = True
@@ -209,6 +225,9 @@ class StateWriter:
         if self._upserts:  # rows of other tables ride along with the events, tagged by their table
             events.extend(dict(row, _upsert=(table, key)) for (table, key, _), row in self._upserts.items())
             self._upserts = {}
+        if self._keys:  # so do new key catalog rows
+            events.extend(dict(row, _catalog=True) for row in self._keys)
+            self._keys = []
         self._dirty = False
         return pending, events
 
@@ -278,6 +297,9 @@ class StateWriter:
                  events: list[dict[str, Any]]) -> None:
         for keys, rows in groups.items():
             self._batches.update_rows(conn, keys, rows)
+        if events and "_catalog" in events[-1]:  # new key catalog rows come last (see _take_locked)
+            self.catalog.write(conn, [{k: e[k] for k in CATALOG_COLUMNS} for e in events if "_catalog" in e])
+            events = [e for e in events if "_catalog" not in e]
         logged = [e for e in events if "_upsert" not in e]
         if logged:
             self._batches.insert_rows(conn, task_events, logged)

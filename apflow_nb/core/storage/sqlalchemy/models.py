@@ -161,6 +161,16 @@ cache_table = Table(
     Column("expires_at", UTCDateTime, nullable=True),
 )
 
+# The key catalog (storage/key_catalog.py): which keys each executor's inputs and results have ever had, so
+# history() gives the same columns for the same executor whatever rows a filter matched
+key_catalog = Table(
+    "apflow_result_keys", Base.metadata,
+    Column("executor", String(255), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # inputs | result
+    Column("path", String(500), primary_key=True),  # the keys from the top, as JSON text
+    Column("shape", String(8), primary_key=True),  # leaf | wide
+)
+
 
 _task_model_class: type[TaskModel] = TaskModel
 
