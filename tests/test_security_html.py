@@ -51,7 +51,6 @@ def test_the_magic_tables_escape_every_value_and_show_unknown_statuses(hostile_s
     assert scripts_ran(pages) == [False] * len(pages)
 
 
-@pytest.mark.xfail(strict=True, reason="views helper escapes status")
 def test_the_html_view_and_apflow_show_escape_every_value(hostile_store):
     from apflow_nb.core.storage.session import create_session
     from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository

@@ -332,7 +332,7 @@ def _resolve_secret(where: Path, path: Path, task: Any, envs: dict[Path, str]) -
     if env and os.environ.get(env) is not None:
         return os.environ[env]
     hint = (f"set the environment variable {env}" if env else
-            f"name an environment variable in the field (json_schema_extra={{\"env\": \"NAME\"}})")
+            "name an environment variable in the field (json_schema_extra={\"env\": \"NAME\"})")
     raise SecretMissingError(
         f"input {field!r} of task {getattr(task, 'key', None) or task.id!r} is a secret: it is stored as "
         f"{PLACEHOLDER!r} and its value lived only in the process that stored the task. Provide it: register "
