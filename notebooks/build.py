@@ -220,3 +220,53 @@ write("05-scale-out-with-dask.ipynb", [
              "# checks\nassert on_dask.status == \"completed\" and os.getpid() not in pids\n"
              "client.close()\ncluster.close()"),
 ])
+
+
+write("06-iterate-with-the-cache.ipynb", [
+    ("md", "# Iterate at notebook speed: caching, retries, timeouts\n\nEdit one executor cell, run the tree "
+           "again, look: with `--cache`, only the tasks whose executor changed (and what their new results "
+           "change) run again. Cached results live in the store, so another kernel on the same store reuses them."),
+    ("code", "%load_ext apflow_nb\nimport apflow_nb\n\napflow_nb.clear_cache()  # start clean, so this tutorial shows "
+             "the same each time it runs\nCALLS = []  # which executors really ran"),
+    ("code", "%%executor --cache --quiet\nimport asyncio\n\nasync def load(n: int) -> dict:\n"
+             "    CALLS.append(\"load\")\n    await asyncio.sleep(0.2)  # pretend this is slow\n"
+             "    return {\"rows\": n * 10}"),
+    ("code", "%%executor --cache --quiet\ndef score(rows: int) -> dict:\n    CALLS.append(\"score\")\n"
+             "    return {\"score\": rows + 1}"),
+    ("code", "%%executor --cache --quiet\ndef report(score: int) -> dict:\n    CALLS.append(\"report\")\n"
+             "    return {\"line\": f\"score {score}\"}"),
+    ("md", "## The first run computes everything"),
+    ("code", "%%tree --name first\n- {id: report, name: report, dependencies: [score]}\n"
+             "- {id: score, name: score, parent_id: report, dependencies: [load]}\n"
+             "- {id: load, name: load, parent_id: report, inputs: {n: 4}}"),
+    ("code", "await first\nCALLS"),
+    ("md", "## Edit one cell, run again\nHere the `score` cell is run with new code (in a notebook you would edit "
+           "the cell above). `load` is taken from the cache; `score` and `report` (whose input changed) run. The "
+           "view counts the cached tasks apart, and the frame says which task each cached result came from."),
+    ("code", "%%executor --cache --quiet\ndef score(rows: int) -> dict:\n    CALLS.append(\"score\")\n"
+             "    return {\"score\": rows + 2}  # edited"),
+    ("code", "CALLS.clear()\nsecond = apflow_nb.run([{\"id\": \"report\", \"name\": \"report\", "
+             "\"dependencies\": [\"score\"]},\n"
+             "                        {\"id\": \"score\", \"name\": \"score\", \"parent_id\": \"report\", "
+             "\"dependencies\": [\"load\"]},\n"
+             "                        {\"id\": \"load\", \"name\": \"load\", \"parent_id\": \"report\", "
+             "\"inputs\": {\"n\": 4}}])\nawait second\nCALLS"),
+    ("code", "second.frame()[[\"key\", \"status\", \"cached_from\", \"result.score\", \"result.line\"]]"),
+    ("md", "## Retries and timeouts\n`--retries N` tries a failed task again (after `--retry-delay` seconds, "
+           "stretched by up to `--retry-jitter`); `--timeout S` stops an attempt through the normal cancellation "
+           "path and counts it as a failure (`TaskTimeout`). Each retry is a `task_retrying` event; the task keeps "
+           "its `attempts`."),
+    ("code", "%%executor --retries 3 --retry-delay 0.05 --quiet\nTRIES = []\n\ndef flaky(url: str) -> dict:\n"
+             "    TRIES.append(url)\n    if len(TRIES) < 3:\n        raise ConnectionError(\"the server hung up\")\n"
+             "    return {\"url\": url, \"tries\": len(TRIES)}"),
+    ("code", "flaky_run = apflow_nb.run([{\"id\": \"get\", \"name\": \"flaky\", \"inputs\": {\"url\": \"https://example.org\"}}])\n"
+             "await flaky_run\nflaky_run.frame()[[\"key\", \"status\", \"attempts\", \"result.tries\"]]"),
+    ("code", "%apflow cache"),
+    ("code", "# checks (CI runs every notebook)\nassert sorted(CALLS) == [\"report\", \"score\"]\n"
+             "frame = second.frame().set_index(\"key\")\n"
+             "assert frame.loc[\"load\", \"cached_from\"] == first.tree.find(\"load\").task.id\n"
+             "assert frame.loc[\"report\", \"result.line\"] == \"score 42\"\n"
+             "assert second.state.counts[\"cached\"] == 1\n"
+             "assert flaky_run.tree.task.attempts == 3 and flaky_run.status == \"completed\""),
+])
+

@@ -296,3 +296,27 @@ async def test_bad_settings_are_named_before_anything_is_stored(manager, setting
         await tree(manager, {"id": "a", "name": "noop", **setting})
     with pytest.raises(ValueError, match=words.split(" must")[0]):
         executor_register(lambda: {}, executor_id="lam", **setting)
+
+
+async def test_runs_with_different_secret_inputs_do_not_share_a_cache_entry(manager):
+    from pydantic import BaseModel, SecretStr
+
+    from apflow_nb import BaseTask
+
+    class Wants(BaseModel):
+        api_key: SecretStr
+        q: str
+
+    class Search(BaseTask):
+        id = "search"
+        cache = True
+        inputs_schema = Wants
+
+        async def execute(self, inputs):
+            counted("search")
+            return {"q": inputs["q"], "key_len": len(inputs["api_key"].get_secret_value())}
+
+    executor_register(Search)
+    for key in ("first-key", "first-key", "other-key-2"):
+        await manager.distribute_task_tree(await tree(manager, {"name": "search", "inputs": {"api_key": key, "q": "x"}}))
+    assert calls["search"] == 2  # the same secret hit, another secret computed (the key hashes it, never stores it)

@@ -491,7 +491,7 @@ def test_apflow_without_or_with_an_unknown_sub_command(ip):
 def test_help_is_real(ip):
     for magic, expected in [
         ("%apflow?", ["Sub-commands", "%apflow history [--status S[,S]]", "%apflow store [URL | --reset]"]),
-        ("%%executor?", ["%executor [--run JSON] [--thread] [--quiet] [ID]",
+        ("%%executor?", ["%executor [--run JSON] [--thread] [--quiet] [--cache]",
                          "Re-running the cell replaces the registration", "--run JSON"]),
         ("%%tree?", ["%tree [--store URL] [--name VAR] [--no-display]", "Everything is checked before anything is written", "--max-concurrency N"]),
     ]:

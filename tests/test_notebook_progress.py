@@ -95,7 +95,7 @@ async def test_counts_progress_and_elapsed_through_a_real_run(db):
     await manager.events.flush()
     sub.close()
     assert state.finished and state.status == "completed"
-    assert state.counts == {"completed": 5, "failed": 0, "skipped": 0, "cancelled": 0, "in_progress": 0,
+    assert state.counts == {"completed": 5, "cached": 0, "failed": 0, "skipped": 0, "cancelled": 0, "in_progress": 0,
                             "pending": 0, "unknown": 0}
     assert state.progress == 1.0 and state.done == state.total == 5
     for row in state.rows.values():
@@ -179,7 +179,7 @@ async def test_counts_stay_exact_on_every_event_of_a_mixed_run(db):
     assert checked[0] is EventType.TREE_STARTED and checked[-1] is EventType.TREE_FINISHED
     assert EventType.TASK_PROGRESS in checked and EventType.TASK_FAILED in checked
     # t5 cancelled, t3 and t17 failed; the root, needing all of them, never ran: skipped
-    assert state.counts == {"completed": 37, "failed": 2, "skipped": 1, "cancelled": 1, "in_progress": 0,
+    assert state.counts == {"completed": 37, "cached": 0, "failed": 2, "skipped": 1, "cancelled": 1, "in_progress": 0,
                             "pending": 0, "unknown": 0}
     assert state.status == "failed" and state.rows["root"].status in ("failed", "cancelled")
     assert state.rows["root"].upstream in ("t3", "t5", "t17")

@@ -32,12 +32,12 @@ def test_the_magic_tables_escape_every_value_and_show_unknown_statuses(hostile_s
     from types import SimpleNamespace
 
     from apflow_nb.notebook._magic_tables import Table, history_table, status_label, trial_outcome
-    from apflow_nb.notebook.magics import ApflowMagics
+    from apflow_nb.notebook import _magic_apflow as sub
 
     url, root_id = hostile_store
-    frame = ApflowMagics._history(["--store", url])  # %apflow history --store URL
+    frame = sub.history_command(["--store", url])  # %apflow history --store URL
     assert len(frame) == len(HOSTILE) + 1 and set(frame["status"]) == {"unknown"}
-    tree = ApflowMagics._history(["--store", url, "--root", root_id])
+    tree = sub.history_command(["--store", url, "--root", root_id])
     node = SimpleNamespace(task=SimpleNamespace(status=hostile(0), result={hostile(1): hostile(2)},
                                                 error=hostile(3)))
     trial = trial_outcome(hostile(4), node)
@@ -54,7 +54,7 @@ def test_the_magic_tables_escape_every_value_and_show_unknown_statuses(hostile_s
 def test_the_html_view_and_apflow_show_escape_every_value(hostile_store):
     from apflow_nb.core.storage.session import create_session
     from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
-    from apflow_nb.notebook.magics import ApflowMagics
+    from apflow_nb.notebook import _magic_apflow as sub
     from apflow_nb.notebook.progress import RunState
     from apflow_nb.notebook.views.html import render_html
 
@@ -64,7 +64,7 @@ def test_the_html_view_and_apflow_show_escape_every_value(hostile_store):
         node = TaskRepository(db).get_task_tree_sync(root_id)
     finally:
         db.close()
-    shown = ApflowMagics._show([root_id, "--store", url])  # %apflow show ROOT_ID --store URL
+    shown = sub.show_command([root_id, "--store", url])  # %apflow show ROOT_ID --store URL
     bundle = shown._repr_mimebundle_()  # (data, metadata) or data, as IPython accepts both
     pages = [render_html(RunState.from_tree(node)), (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]]
     assert all("&lt;" in p for p in pages)

@@ -6,10 +6,10 @@ variables are not defined (nbconvert, GitHub, VS Code). Fallbacks are mid-tones 
 on light and dark backgrounds. Body text never gets a fixed colour: it inherits the host's, and
 muted text is drawn with opacity, so nothing vanishes on a dark background.
 
-The statuses shown are the core's five (``apflow_nb.core.types``) plus three a view derives:
+The statuses shown are the core's five (``apflow_nb.core.types``) plus four a view derives:
 ``cancelling`` (a cancel was asked and the task has not stopped yet), ``skipped`` (the task never
-ran because a required dependency failed or was cancelled) and ``unknown`` (anything else a store
-holds: never echoed into markup).
+ran because a required dependency failed or was cancelled), ``cached`` (completed with a cached
+result, without running) and ``unknown`` (anything else a store holds: never echoed into markup).
 """
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from apflow_nb.core.types import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, PEND
 
 CANCELLING = "cancelling"
 SKIPPED = "skipped"
+CACHED = "cached"
 UNKNOWN = "unknown"
 
 #: every status a view may show, in the order counts are listed
-SHOWN = (COMPLETED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS, PENDING, UNKNOWN)
+SHOWN = (COMPLETED, CACHED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS, PENDING, UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ STYLES: dict[str, Style] = {
     IN_PROGRESS: Style("◔", "running", "--jp-brand-color1", "#1e88e5"),
     CANCELLING: Style("◌", "cancelling…", "--jp-warn-color0", "#fb8c00"),
     COMPLETED: Style("✔", "completed", "--jp-success-color1", "#43a047"),
+    CACHED: Style("↺", "cached", "--jp-success-color2", "#66bb6a"),
     FAILED: Style("✘", "failed", "--jp-error-color1", "#e53935"),
     SKIPPED: Style("⤼", "skipped", "--jp-ui-font-color2", "#9e9e9e"),
     CANCELLED: Style("⊘", "cancelled", "--jp-warn-color0", "#fb8c00"),

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from apflow_nb.analysis.palette import SKIPPED, hex_color, known
+from apflow_nb.core.types import DEPENDENCY_CANCELLED, DEPENDENCY_FAILED
 
 INSTALL = "timeline() draws with matplotlib, which is not installed: pip install 'apflow_nb[history]'"
 ROW_INCHES = 0.3
@@ -23,8 +24,10 @@ INSTANT = 0.015  # a task shorter than this share of the run's span (a few pixel
 
 def _status(row: Any) -> str:
     status = known(row.status)
-    result = row.result if isinstance(row.result, dict) else {}
-    if status in ("failed", "cancelled") and result.get("error_type") in ("DependencyFailed", "DependencyCancelled"):
+    kind = getattr(row, "error_type", None)  # history() moves it out of the result into its own column
+    if kind is None and isinstance(getattr(row, "result", None), dict):
+        kind = row.result.get("error_type")
+    if status in ("failed", "cancelled") and kind in (DEPENDENCY_FAILED, DEPENDENCY_CANCELLED):
         return SKIPPED
     return status
 

@@ -12,7 +12,12 @@ import inspect
 import types
 from typing import Any, Callable, NoReturn
 
+from IPython.core.error import UsageError
+
+from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
+
 MISSING = object()
+EXECUTOR = "executor"
 
 
 class CellError(Exception):
@@ -170,3 +175,51 @@ def defined_functions(values: list[Any], filename: str) -> list[Callable[..., An
         out.append(v)
     return out
 
+
+def unquote(value: str | None) -> str | None:
+    """IPython's argument splitter keeps quotes around a value; drop one matching pair."""
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def policy_of(args: Any) -> dict[str, Any]:
+    """The run settings ``%%executor`` was given (checked by executor_register)."""
+    delay = unquote(args.retry_delay)
+    if delay is not None:
+        try:
+            parts = [float(p) for p in delay.split(",")]
+        except ValueError:
+            raise UsageError(f"%%executor --retry-delay: give seconds, or several separated by commas; got {delay!r}")
+        delay = parts[0] if len(parts) == 1 else parts  # type: ignore[assignment]
+    found = {"cache": True if args.cache else None, "cache_version": unquote(args.cache_version),
+             "cache_ttl": args.cache_ttl, "retries": args.retries, "retry_delay": delay,
+             "retry_jitter": args.retry_jitter, "timeout": args.timeout}
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def remember_source(registered: list[str], cell: str) -> None:
+    """The cell's source is the code a cache key fingerprints for what it registered."""
+    from apflow_nb.core.storage.cache_keys import SOURCE_ATTRIBUTE
+
+    for executor_id in registered:
+        entry = get_registry().get(EXECUTOR, executor_id)
+        if entry is not None:
+            try:
+                setattr(entry.cls, SOURCE_ATTRIBUTE, cell)
+            except (AttributeError, TypeError):  # a class that refuses attributes keeps its own fingerprint
+                pass
+
+
+def restore_registry(snapshot: dict[str, RegistryEntry]) -> None:
+    """Put the executor registry back as it was (entries compared by id, then by entry)."""
+    registry = get_registry()
+    for entry in list(registry.list(EXECUTOR)):
+        if entry.id not in snapshot:
+            registry.remove(EXECUTOR, entry.id)
+    for entry in snapshot.values():
+        if registry.get(EXECUTOR, entry.id) is not entry:
+            registry.add(entry)

@@ -31,49 +31,17 @@ from IPython.display import display
 from apflow_nb.core.errors import ApflowError
 from apflow_nb.core.extensions.registry import RegistryEntry, get_registry
 from apflow_nb.notebook._magic_cell import (
-    changed_values, defined_classes, defined_functions, install_cell_names, run_cell_code,
+    changed_values, defined_classes, defined_functions, install_cell_names, policy_of, remember_source,
+    restore_registry, run_cell_code,
 )
 from apflow_nb.notebook._magic_tables import (
-    EXECUTOR, Note, Table, executors_table, history_table, trial_outcome, trial_pending,
+    EXECUTOR, Table, executors_table, trial_outcome, trial_pending,
 )
+from apflow_nb.notebook import _magic_apflow as sub
+from apflow_nb.notebook._magic_apflow import _running_loop, _unquote, open_session
 from apflow_nb.notebook._magic_tree import check_task_array, one_line, parse_tree_text
 
-SUBCOMMANDS = ("executors", "history", "cancel", "show", "watch", "store")
-
-
-def _unquote(value: str | None) -> str | None:
-    """IPython's argument splitter keeps quotes around a value; drop one matching pair."""
-    if value is None:
-        return None
-    value = value.strip()
-    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (SQLAlchemyError, OSError)
-
-
-def _open_session(url: str | None, where: str) -> Any:
-    """A Session on ``url`` (None: the kernel's store); a bad URL is a one-line UsageError (URL masked)."""
-    from apflow_nb.core.storage.session import create_session, default_database_url
-    from apflow_nb.core.storage.urls import mask_url
-
-    try:
-        return create_session(url)
-    except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
-        shown = url or default_database_url()
-        raise UsageError(f"{where}: cannot open the store {mask_url(shown)!r}: {one_line(exc, shown)}") from None
+SUBCOMMANDS = ("executors", "history", "cancel", "show", "watch", "store", "cache")
 
 
 @magics_class
@@ -102,6 +70,20 @@ class ApflowMagics(Magics):
               help="run a sync function executor in a worker thread (blocking code then does not freeze "
                    "live views)")
     @argument("--quiet", action="store_true", help="do not show the summary of what was registered")
+    @argument("--cache", action="store_true",
+              help="cache results, keyed by this cell's source and each task's inputs (re-running the cell "
+                   "unchanged keeps the cache; editing it recomputes)")
+    @argument("--cache-version", dest="cache_version", default=None, metavar="V",
+              help="part of the cache key: bump it to recompute what the cache holds")
+    @argument("--cache-ttl", dest="cache_ttl", type=float, default=None, metavar="SECONDS",
+              help="cached results expire after this many seconds")
+    @argument("--retries", type=int, default=None, metavar="N", help="try a failed task again up to N times")
+    @argument("--retry-delay", dest="retry_delay", default=None, metavar="S[,S...]",
+              help="seconds to wait before each retry (one value, or one per retry)")
+    @argument("--retry-jitter", dest="retry_jitter", type=float, default=None, metavar="F",
+              help="stretch each delay by up to this fraction (0..1) of itself")
+    @argument("--timeout", type=float, default=None, metavar="SECONDS",
+              help="stop an attempt that runs longer (through the cancellation path; a failure: TaskTimeout)")
     @cell_magic
     def executor(self, line: str, cell: str) -> None:
         """Run the cell, then register the executors it defines.
@@ -116,10 +98,10 @@ class ApflowMagics(Magics):
           as executor ID (default: its name); its signature is the input schema. Helpers named
           ``_like_this`` and lambdas do not count; with several functions, ID picks one.
 
-        Executors the cell registers itself (``executor_register(...)``) are listed too.
-        Re-running the cell replaces the registration (by id, never by class identity). A summary
-        table shows id, name and input fields (``*`` = required). If the cell raises, its own
-        traceback is shown and the registry is left exactly as it was.
+        Executors the cell registers itself are listed too.
+        Re-running the cell replaces the registration (by id). A table shows id, name and input
+        fields (``*`` = required). If the cell raises, its own traceback is shown and the registry
+        is left exactly as it was.
 
             %%executor
             from apflow_nb import BaseTask
@@ -130,9 +112,13 @@ class ApflowMagics(Magics):
             %%executor double --run '{"x": 21}'
             def twice(x: int) -> int:
                 return 2 * x
+
+        Run settings (--cache, --retries, --retry-delay, ...) apply to every task of these executors
+        unless a task says otherwise.
         """
         args = parse_argstring(self.executor, line)
         executor_id = _unquote(args.executor_id)
+        policy = policy_of(args)
         registry = get_registry()
         snapshot = {e.id: e for e in registry.list(EXECUTOR)}
         ns = self.shell.user_ns
@@ -140,30 +126,27 @@ class ApflowMagics(Magics):
         try:
             filename = run_cell_code(self.shell, cell)
         except BaseException:
-            _restore(snapshot)
+            restore_registry(snapshot)
             raise
         try:
-            registered = self._register(ns, before, filename, snapshot, executor_id, args.thread)
+            registered = self._register(ns, before, filename, snapshot, executor_id, args.thread, policy)
+            remember_source(registered, cell)
         except UsageError:
-            _restore(snapshot)
+            restore_registry(snapshot)
             raise
         except (ApflowError, TypeError, ValueError) as exc:
-            _restore(snapshot)
+            restore_registry(snapshot)
             raise UsageError(f"%%executor: {exc}") from None
         dropped = self._forget_stale(registered)
         if not args.quiet:
-            title = f"registered {len(registered)} executor(s)"
-            if dropped:
-                title += f"; removed {', '.join(dropped)} (this cell no longer defines it)"
-            display(executors_table(registered, title=title, with_source=False))
+            removed = f"; removed {', '.join(dropped)} (this cell no longer defines it)" if dropped else ""
+            display(executors_table(registered, title=f"registered {len(registered)} executor(s){removed}",
+                                    with_source=False))
         if args.run_inputs is not None:
-            if len(registered) != 1:
-                raise UsageError(f"%%executor --run needs exactly one executor; this cell registered "
-                                 f"{len(registered)}: {', '.join(registered)}")
-            self._trial(registered[0], args.run_inputs)
+            self._trial(registered, args.run_inputs)
 
-    def _register(self, ns: dict[str, Any], before: dict[str, Any], filename: str,
-                  snapshot: dict[str, RegistryEntry], executor_id: str | None, thread: bool) -> list[str]:
+    def _register(self, ns: dict[str, Any], before: dict[str, Any], filename: str, snapshot: dict[str, RegistryEntry],
+                  executor_id: str | None, thread: bool, policy: dict[str, Any]) -> list[str]:
         from apflow_nb.core.extensions.decorators import executor_register
 
         registry = get_registry()
@@ -184,18 +167,18 @@ class ApflowMagics(Magics):
                 names = ", ".join(c.__name__ for c in classes + idless)
                 raise UsageError(f"%%executor {executor_id}: ID renames the cell's only executor class, "
                                  f"but it defines several ({names}); set each class's `id` instead")
-            executor_register((classes + idless)[0], executor_id=executor_id)
+            executor_register((classes + idless)[0], executor_id=executor_id, **policy)
             return _unique(ids + [executor_id])
         if classes:
             for cls in classes:
-                executor_register(cls)
+                executor_register(cls, **policy)
             return _unique(ids + [c.__dict__["id"] for c in classes])
         if len(functions) > 1 and executor_id:
             named = [f for f in functions if f.__name__ == executor_id]
             functions = named or functions
         if len(functions) == 1:
             fn = functions[0]
-            executor_register(fn, executor_id=executor_id, thread=thread)
+            executor_register(fn, executor_id=executor_id, thread=thread, **policy)
             return _unique(ids + [executor_id or fn.__name__])
         if ids:
             return ids  # the cell registered its executors itself; other functions are its helpers
@@ -226,8 +209,12 @@ class ApflowMagics(Magics):
         self._by_cell[self._cell_id] = {i: registry.get(EXECUTOR, i) for i in registered}  # type: ignore[misc]
         return dropped
 
-    def _trial(self, executor_id: str, raw_inputs: str) -> None:
-        """Run the executor once on JSON inputs in an in-memory store (trials stay out of history)."""
+    def _trial(self, registered: list[str], raw_inputs: str) -> None:
+        """Run the cell's one executor once on JSON inputs in an in-memory store (trials stay out of history)."""
+        if len(registered) != 1:
+            raise UsageError(f"%%executor --run needs exactly one executor; this cell registered "
+                             f"{len(registered)}: {', '.join(registered)}")
+        executor_id = registered[0]
         text = _unquote(raw_inputs) or ""
         try:
             inputs = json.loads(text) if text else {}
@@ -278,6 +265,8 @@ class ApflowMagics(Magics):
     @argument("--view", default="table", choices=["table", "graph"],
               help="the face the view starts on: table (one row per task) or graph (the dependency graph)")
     @argument("--user", default=None, metavar="USER_ID", help="user_id stored with the tasks")
+    @argument("--cache", action="store_true",
+              help="cache every task's result unless its task or executor says otherwise")
     @argument("--max-concurrency", dest="max_concurrency", type=int, default=None, metavar="N",
               help="run at most N tasks at once")
     @cell_magic
@@ -310,14 +299,14 @@ class ApflowMagics(Magics):
             check_task_array(tasks)
         except ApflowError as exc:
             raise UsageError(f"%%tree: {one_line(exc)}") from None
-        session = _open_session(_unquote(args.store), "%%tree")
+        session = open_session(_unquote(args.store), "%%tree")
         from apflow_nb.notebook.run import run
 
         mode: Any = False if args.no_display or args.display == "none" else (
             True if args.display == "auto" else args.display)
         try:
             handle = run(tasks, session=session, display=mode, max_concurrency=args.max_concurrency,
-                         user_id=args.user, view=args.view)
+                         user_id=args.user, view=args.view, cache=True if args.cache else None)
         except (ApflowError, ValueError, TypeError) as exc:
             raise UsageError(f"%%tree: {one_line(exc)}") from None
         self.shell.user_ns[name] = handle
@@ -345,6 +334,8 @@ class ApflowMagics(Magics):
           %apflow watch [ROOT_ID] [--store URL]
               the live view of a run another process executes (default: the newest running tree), fed by
               the store's event log (apflow_nb.watch); its handle is in _watch (`await _watch`)
+          %apflow cache [clear [--executor E] [--older-than SECONDS]] [--store URL]
+              the result cache: entries per executor, or remove them (all, one executor's, older ones)
           %apflow store [URL | --reset]
               show the kernel's store (password masked), or set it: %%tree, %apflow and
               apflow_nb.run / history use it from then on (a setting of this kernel's process, not an
@@ -356,157 +347,19 @@ class ApflowMagics(Magics):
             print(self.apflow.__doc__)
             return None
         if command == "executors":
-            _no_more(rest, "%apflow executors")
+            sub.no_more(rest, "%apflow executors")
             return executors_table(title="registered executors")
-        if command == "history":
-            return self._history(rest)
-        if command == "cancel":
-            return self._cancel(rest)
-        if command == "show":
-            return self._show(rest)
+        handlers = {"history": sub.history_command, "cancel": sub.cancel_command, "show": sub.show_command,
+                    "store": sub.store_command, "cache": sub.cache_command}
+        if command in handlers:
+            return handlers[command](rest)
         if command == "watch":
-            return self._watch(rest)
-        if command == "store":
-            return self._store(rest)
+            return sub.watch_command(self.shell, rest)
         raise UsageError(f"%apflow: unknown sub-command {command!r}; use one of {', '.join(SUBCOMMANDS)} "
                          f"(%apflow? for help)")
 
-    @staticmethod
-    def _history(rest: list[str]) -> Any:
-        parser = _SubParser("%apflow history")
-        parser.add_argument("--status", help="comma-separated statuses")
-        parser.add_argument("--executor", help="comma-separated executor ids")
-        parser.add_argument("--root", dest="root_id")
-        parser.add_argument("--user", dest="user_id")
-        parser.add_argument("--limit", type=int)
-        parser.add_argument("--store")
-        ns = parser.parse_args(rest)
-        from apflow_nb.analysis import history
-
-        split = lambda v: None if v is None else [s for s in v.split(",") if s]  # noqa: E731
-        try:
-            frame = history(ns.store, status=split(ns.status), executor=split(ns.executor), root_id=ns.root_id,
-                            user_id=ns.user_id, limit=ns.limit)
-        except (ApflowError, ValueError, *_store_errors()) as exc:
-            raise UsageError(f"%apflow history: {one_line(exc, ns.store)}") from None
-        return history_table(frame)
-
-    @staticmethod
-    def _cancel(rest: list[str]) -> Note:
-        parser = _SubParser("%apflow cancel")
-        parser.add_argument("id")
-        parser.add_argument("--store")
-        ns = parser.parse_args(rest)
-        from apflow_nb.notebook.control import cancel
-
-        try:
-            outcome = cancel(ns.id, _unquote(ns.store), reason="cancelled with %apflow cancel")
-        except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
-            raise UsageError(f"%apflow cancel: {one_line(exc)}") from None
-        if outcome.action == "local":
-            return Note(f"cancelling {ns.id} (running in this kernel)")
-        if outcome.action == "cancelled":
-            return Note(f"cancelling {ns.id} (not running in this kernel or elsewhere: its unfinished tasks are "
-                        f"marked cancelled in the store)")
-        return Note(outcome.message)
-
-    def _watch(self, rest: list[str]) -> None:
-        parser = _SubParser("%apflow watch")
-        parser.add_argument("root_id", nargs="?")
-        parser.add_argument("--store")
-        ns = parser.parse_args(rest)
-        from apflow_nb.notebook.watch import watch
-
-        try:
-            handle = watch(_unquote(ns.root_id), _unquote(ns.store))
-        except (ApflowError, ValueError, ImportError, *_store_errors()) as exc:
-            raise UsageError(f"%apflow watch: {one_line(exc)}") from None
-        self.shell.user_ns["_watch"] = handle
-        if _running_loop() is None and not handle.done():
-            handle.result()  # a terminal IPython: follow the run here
-
-    @staticmethod
-    def _show(rest: list[str]) -> Any:
-        parser = _SubParser("%apflow show")
-        parser.add_argument("root_id")
-        parser.add_argument("--store")
-        ns = parser.parse_args(rest)
-        from apflow_nb.core.storage.sqlalchemy.task_repository import TaskRepository
-        from apflow_nb.notebook.progress import RunState
-        from apflow_nb.notebook.views.live import LiveView
-
-        repo = TaskRepository(_open_session(ns.store, "%apflow show"))
-        try:
-            node = repo.get_task_tree_sync(ns.root_id)
-        except ApflowError as exc:
-            raise UsageError(f"%apflow show: {one_line(exc)}") from None
-        return LiveView(RunState.from_tree(node), mode="html")
-
-    @staticmethod
-    def _store(rest: list[str]) -> Note:
-        from apflow_nb.core.storage.session import default_database_url, set_default_database_url
-        from apflow_nb.core.storage.urls import mask_url
-
-        parser = _SubParser("%apflow store")
-        parser.add_argument("url", nargs="?")
-        parser.add_argument("--reset", action="store_true")
-        ns = parser.parse_args(rest)
-        if ns.reset and ns.url:
-            raise UsageError("%apflow store: give a URL or --reset, not both")
-        if ns.reset:
-            set_default_database_url(None)
-        elif ns.url:
-            url = _absolute_sqlite(ns.url)
-            _open_session(url, "%apflow store").close()  # a wrong URL fails now, and the setting stays as it was
-            set_default_database_url(url)
-        return Note(f"store: {mask_url(default_database_url())}")
-
-
-class _SubParser(argparse.ArgumentParser):
-    """An argparse parser for one ``%apflow`` sub-command: mistakes are UsageErrors, not exits."""
-
-    def __init__(self, prog: str):
-        super().__init__(prog=prog, add_help=False)
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
-
-
-def _no_more(rest: list[str], prog: str) -> None:
-    if rest:
-        raise UsageError(f"{prog} takes no arguments, got {' '.join(rest)}")
-
-
 def _unique(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
-
-
-def _restore(snapshot: dict[str, RegistryEntry]) -> None:
-    """Put the executor registry back as it was (entries compared by id, then by entry)."""
-    registry = get_registry()
-    for entry in list(registry.list(EXECUTOR)):
-        if entry.id not in snapshot:
-            registry.remove(EXECUTOR, entry.id)
-    for entry in snapshot.values():
-        if registry.get(EXECUTOR, entry.id) is not entry:
-            registry.add(entry)
-
-
-def _absolute_sqlite(url: str) -> str:
-    """``sqlite:///rel.db`` -> the absolute file, so a later ``%cd`` does not move the kernel's store."""
-    from apflow_nb.core.storage.urls import StoreURLError, parse_url
-
-    try:
-        parsed = parse_url(url)
-    except StoreURLError as exc:  # its message never repeats the URL's password
-        raise UsageError(f"%apflow store: {exc}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        from pathlib import Path
-
-        path = Path(parsed.database).expanduser()
-        if not path.is_absolute():
-            return parsed.set(database=str(path.resolve())).render_as_string(hide_password=False)
-    return url
 
 
 def load_ipython_extension(ipython: Any) -> None:

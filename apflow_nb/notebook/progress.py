@@ -20,7 +20,7 @@ from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.types import (
     CANCELLED, COMPLETED, DEPENDENCY_CANCELLED, DEPENDENCY_FAILED, FAILED, FINAL_STATUSES, IN_PROGRESS, PENDING,
 )
-from apflow_nb.analysis.palette import SHOWN, SKIPPED, UNKNOWN, known
+from apflow_nb.analysis.palette import CACHED, SHOWN, SKIPPED, UNKNOWN, known
 
 FINAL = tuple(sorted(FINAL_STATUSES))
 SKIP_TYPES = (DEPENDENCY_FAILED, DEPENDENCY_CANCELLED)
@@ -43,6 +43,7 @@ class TaskRow:
     error: str | None = None
     message: str | None = None
     upstream: str | None = None  # skipped: the key of the required dependency that failed or was cancelled
+    cached_from: str | None = None  # completed from the cache: the task whose result it reused
     cancel_asked: float | None = None  # when this view asked to cancel it (cleared once it ends)
 
     def __post_init__(self) -> None:
@@ -53,7 +54,9 @@ class TaskRow:
     @property
     def bucket(self) -> str:
         """The shown status it is counted under: ``skipped`` or its (known) stored status."""
-        return SKIPPED if self.upstream is not None else self.status
+        if self.upstream is not None:
+            return SKIPPED
+        return CACHED if self.cached_from is not None and self.status == COMPLETED else self.status
 
     def elapsed(self, now: float | None = None) -> float | None:
         """Seconds run so far (or in all, once finished); None before it starts."""
@@ -78,7 +81,7 @@ class Group:
 
     @property
     def done(self) -> int:
-        return sum(self.counts.get(s, 0) for s in (COMPLETED, FAILED, SKIPPED, CANCELLED))
+        return sum(self.counts.get(s, 0) for s in (COMPLETED, CACHED, FAILED, SKIPPED, CANCELLED))
 
     def share(self, bucket: str) -> float:
         """The part (0..1) of this group's bar that its tasks under ``bucket`` fill."""
@@ -156,6 +159,7 @@ class RunState:
             if row.status in FINAL_STATUSES:
                 result = _result_of(t)
                 row.upstream = _upstream(result)
+                row.cached_from = getattr(t, "cached_from", None)
                 if isinstance(result, dict) and result.get("message"):
                     row.message = str(result["message"])
                 if t.completed_at is not None:
@@ -252,7 +256,7 @@ class RunState:
             upstream = row.upstream if status in (FAILED, CANCELLED) else None
             self._set(row, status, 1.0 if status == COMPLETED else 0.0, upstream, item.get("executor", ""))
             if status == PENDING:
-                row.started = row.ended = row.cancel_asked = None
+                row.started = row.ended = row.cancel_asked = row.cached_from = None
                 row.error = row.message = None
         self._recount()
 
@@ -266,6 +270,9 @@ class RunState:
         elif kind in (EventType.TASK_COMPLETED, EventType.TASK_FAILED, EventType.TASK_CANCELLED):
             status = known(event.status or kind.value.replace("task_", ""))
             upstream = _upstream(event.data) if status in (FAILED, CANCELLED) else None
+            self._count(row, -1)
+            row.cached_from = event.data.get("cached_from") if status == COMPLETED else None
+            self._count(row, +1)
             self._set(row, status, 1.0 if status == COMPLETED else row.progress, upstream)
             row.ended, row.cancel_asked = event.timestamp, None
             row.error = event.data.get("error") if status == FAILED else None
@@ -350,7 +357,7 @@ class RunState:
     @property
     def done(self) -> int:
         """Tasks in a final state (skipped ones included)."""
-        return sum(len(self._members.get(s, ())) for s in (COMPLETED, FAILED, SKIPPED, CANCELLED))
+        return sum(len(self._members.get(s, ())) for s in (COMPLETED, CACHED, FAILED, SKIPPED, CANCELLED))
 
     def share(self, bucket: str) -> float:
         """The part (0..1) of the overall bar that tasks under ``bucket`` fill."""
@@ -388,6 +395,6 @@ class RunState:
     def summary(self) -> str:
         """``in_progress · 12/30 done (2 failed, 1 skipped) · 40% · 3.2 s``."""
         c = self.counts
-        extra = ", ".join(f"{c[s]} {s}" for s in (FAILED, SKIPPED, CANCELLED, IN_PROGRESS, UNKNOWN) if c.get(s))
+        extra = ", ".join(f"{c[s]} {s}" for s in (CACHED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS, UNKNOWN) if c.get(s))
         return (f"{self.status} · {self.done}/{self.total} done" + (f" ({extra})" if extra else "")
                 + f" · {self.progress:.0%} · {self.elapsed():.1f} s")

@@ -280,7 +280,7 @@ class Run:
 
 def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | None = None, display: Any = True,
         max_concurrency: int | None = None, user_id: str | None = None, runner: Any = None,
-        max_rows: int = 100, view: str = "table", confirm: bool = True) -> Run:
+        max_rows: int = 100, view: str = "table", confirm: bool = True, cache: bool | None = None) -> Run:
     """Start running ``tree`` and return a Run handle at once.
 
     ``tree``: a TaskTreeNode, a stored root task (or its id), or a task array (list of task dicts,
@@ -292,7 +292,8 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
     ``max_rows``: rows the view draws at most (running and failed tasks first). ``view``: the face
     the view starts on, "table" or "graph" (the dependency graph; a toggle switches them).
     ``confirm``: a stored tree someone else stored is announced before it runs (executor ids and
-    counts); False skips that notice.
+    counts); False skips that notice. ``cache=True`` caches every task's result unless its task or its
+    executor says otherwise (with ``manager``, the manager's own setting applies for this run too).
     """
     from apflow_nb.notebook.graph._faces import check_view
 
@@ -302,6 +303,8 @@ def run(tree: Any, *, session: Any = None, manager: Any = None, store: str | Non
         from apflow_nb.core.storage.session import create_session
 
         manager = TaskManager(session or create_session(store), max_concurrency=max_concurrency,
-                              runner=_as_runner(runner))
+                              runner=_as_runner(runner), cache=bool(cache))
+    elif cache is not None:
+        manager.cache = cache
     node = as_tree(tree, manager, user_id, confirm)
     return Run(node, manager, display=display, max_rows=max_rows, view=view)

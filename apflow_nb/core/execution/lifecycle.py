@@ -12,11 +12,12 @@ import asyncio
 import inspect
 import logging
 import time
-import traceback
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from apflow_nb.core.events import Event, EventType
 from apflow_nb.core.gc_pause import gc_paused
+from apflow_nb.core.tracebacks import format_user_traceback
 from apflow_nb.core.storage.json_text import Encoded
 from apflow_nb.core.storage.records import TaskRecord
 from apflow_nb.core.execution.outcome import Outcome, cancelled, failure
@@ -69,6 +70,8 @@ class Lifecycle:
 
     def __init__(self, manager: "TaskManager"):
         self.manager = manager
+        self._now: Any = None  # one timestamp for every task a cascade ends (they end in the same instant)
+        self._stamp: float | None = None  # the same instant in seconds, for their events
 
     # -- changes and events ----------------------------------------------------------------
     def change(self, s: TaskState, status: str, values: dict[str, Any], kind: EventType,
@@ -97,11 +100,13 @@ class Lifecycle:
         if not listening:
             if manager.event_log:  # nobody listens: the log row only, without an Event object
                 (writer or manager.writer).log_row(kind.value, task_id, root_id, name, status, progress,
-                                                   time.time(), data(False) if callable(data) else data or None)
+                                                   self._stamp or time.time(),
+                                                   data(False) if callable(data) else data or None)
             return
         if callable(data):
             data = data(True)
-        event = Event(kind, task_id, root_id, status, progress, data=data or {}, name=name)
+        event = Event(kind, task_id, root_id, status, progress, data=data or {}, name=name,
+                      timestamp=self._stamp or time.time())
         if manager.event_log:
             (writer or manager.writer).log_event(event)
         manager.events.publish(event)
@@ -137,7 +142,7 @@ class Lifecycle:
         return True
 
     def _record_final(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None) -> None:
-        now = utcnow()
+        now = self._now or utcnow()
         status, error = outcome.status, outcome.error
         values: dict[str, Any] = {"status": status, "result": outcome.result, "error": error,
                                   "completed_at": now, "updated_at": now}
@@ -164,6 +169,15 @@ class Lifecycle:
         """Release or end the dependents of tasks that just became final, without recursion."""
         work = [first]
         scheduler = self.manager.scheduler
+        if first.dependents:
+            self._stamp = time.time()
+            self._now = datetime.fromtimestamp(self._stamp, timezone.utc)
+        try:
+            self._settle(work, scheduler)
+        finally:
+            self._now = self._stamp = None
+
+    def _settle(self, work: list[TaskState], scheduler: Any) -> None:
         while work:
             s = work.pop()
             run = s.run
@@ -250,7 +264,7 @@ class Lifecycle:
     def report_hook_error(self, run: TreeRun, what: str, exc: BaseException, task_id: str | None) -> None:
         """A hook, storage or executor's cancel() failed or hung: log it and publish ``hook_error``."""
         logger.warning("apflow_nb: %s raised %s: %s (the task's outcome stands)", what, type(exc).__name__, exc)
-        tb = "" if isinstance(exc, HookTimeout) else "".join(traceback.format_exception(exc))
+        tb = "" if isinstance(exc, HookTimeout) else format_user_traceback(exc)  # the hook's frames, not ours
         self.emit(EventType.HOOK_ERROR, task_id, run.root_id, None, None,
                   {"source": what, "error": f"{type(exc).__name__}: {exc}", "traceback": tb})
 

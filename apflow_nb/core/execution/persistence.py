@@ -68,11 +68,14 @@ class StateWriter:
 
     # -- buffering (any thread) ---------------------------------------------------------------
     def mark(self, task_id: str, values: dict[str, Any]) -> None:
-        """Record new column values for a task; they are written at the next flush."""
+        """Record new column values for a task; they are written at the next flush.
+
+        The writer keeps ``values`` (no copy): do not change the dict after handing it over.
+        """
         with self._lock:
             row = self._pending.get(task_id)
             if row is None:
-                self._pending[task_id] = dict(values)
+                self._pending[task_id] = values
             else:
                 row.update(values)
             if self._dirty:
@@ -251,10 +254,10 @@ class StateWriter:
         if not pending and not events:
             return
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for task_id, values in pending.items():
-            row = dict(values)
-            row["_task_id"] = task_id
-            groups.setdefault(tuple(sorted(values)), []).append(row)
+        for task_id, values in pending.items():  # the buffer's own dicts: tagged in place, not copied
+            keys = tuple(sorted(values))
+            values["_task_id"] = task_id
+            groups.setdefault(keys, []).append(values)
         try:
             self._write_retrying(groups, events)
         except Exception:

@@ -28,6 +28,7 @@ from apflow_nb.core.execution.lifecycle import Lifecycle, apply_values
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
 from apflow_nb.core.execution.runner import as_runner, resume
 from apflow_nb.core.execution.scheduler import Scheduler
+from apflow_nb.core.gc_pause import heap_held
 from apflow_nb.core.execution.task_run import resolve, run_task, settle_from_cache
 from apflow_nb.core.policy import PLAIN, Policy
 from apflow_nb.core.policy import resolve as resolve_policy
@@ -48,6 +49,7 @@ logger = logging.getLogger("apflow_nb.execution")
 
 DEFAULT_GRACE_PERIOD = 3.0
 DEFAULT_HOOK_TIMEOUT = 30.0
+HOLD_HEAP_AT = 2_000  # tasks from which a run keeps the collector off the heap it holds (core/gc_pause.py)
 FINAL_WRITE_WAIT = 30.0  # seconds a finished tree waits for its last writes before returning anyway
 OWNER = process_identity()
 
@@ -131,6 +133,10 @@ class TaskManager:
         """
         task_tree = _as_node(task_tree)
         run = plan_run(self, task_tree)
+        with heap_held(len(run.states) >= HOLD_HEAP_AT):
+            return await self._run_planned(run, task_tree)
+
+    async def _run_planned(self, run: TreeRun, task_tree: TaskTreeNode) -> TaskTreeNode:
         run.done = asyncio.get_running_loop().create_future()
         run.started = asyncio.Event()
         self._runs[run.root_id] = run

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import traceback
 from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.errors import InputValidationError
 from apflow_nb.core.execution.inputs import merge_dependency_results
+from apflow_nb.core.tracebacks import format_user_traceback as user_traceback
 from apflow_nb.core.execution.attempts import run_attempts
 from apflow_nb.core.execution.lifecycle import ExecutorEventQueue, apply_values
 from apflow_nb.core.execution.outcome import Outcome, cancelled, classify_result, failure
@@ -40,15 +40,6 @@ class Stop(Exception):
     def __init__(self, outcome: Outcome):
         super().__init__(outcome.error or outcome.status)
         self.outcome = outcome
-
-
-def user_traceback(exc: BaseException) -> str:
-    """The traceback to store for an executor's exception (our own frames hidden when possible)."""
-    try:
-        from apflow_nb.core.tracebacks import format_user_traceback
-    except ImportError:
-        return "".join(traceback.format_exception(exc))
-    return format_user_traceback(exc)
 
 
 async def run_task(manager: "TaskManager", s: TaskState) -> None:

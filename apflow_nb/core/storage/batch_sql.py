@@ -5,9 +5,18 @@ call per datetime and per JSON value). For SQLite and PostgreSQL the statements 
 and the rows are converted here in one pass: JSON values to text (``json_text.dumps``: never fails),
 timestamps to the form SQLAlchemy itself stores (naive UTC text on SQLite, aware datetimes for
 psycopg). Other databases use SQLAlchemy's own path.
+
+On SQLite, while the event loop is busy (the writer thread was seen waiting for the GIL in the last
+half second), each chunk goes to the database as one JSON array read back by ``json_each`` in a single
+statement: SQLite writes it without the GIL, so the writer neither waits on the loop nor slows it
+(``executemany`` takes the GIL back for every row, each time after up to a switch interval). An
+idle loop gets ``executemany``, which costs SQLite less. A chunk JSON cannot hold (NaN, an unknown
+type) goes by ``executemany``.
 """
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any, Callable
@@ -20,6 +29,8 @@ from apflow_nb.core.storage.json_text import dumps
 from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime, utcnow
 
 Convert = Callable[[Any], Any]
+CHUNK = 2000  # rows per json_each statement
+_rows_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 def _identity(value: Any) -> Any:
@@ -30,10 +41,22 @@ def _json(value: Any) -> Any:
     return None if value is None else dumps(value)  # text encoded earlier (json_text.Encoded) passes as it is
 
 
+_last_time: list[Any] = [None, None]  # the last datetime converted and its text (rows share timestamps)
+
+
 def _sqlite_time(value: datetime | float | None) -> str | None:
     """Naive UTC text with microseconds, the form SQLAlchemy stores DateTime in on SQLite."""
     if value is None:
         return None
+    last = _last_time
+    if value is last[0]:
+        return last[1]
+    text = _sqlite_text(value)
+    last[0], last[1] = value, text
+    return text
+
+
+def _sqlite_text(value: datetime | float) -> str:
     if type(value) is float:  # seconds since the epoch (event timestamps)
         return _utc_from_timestamp(value).isoformat(" ", "microseconds")
     if value.tzinfo is not None:
@@ -64,6 +87,8 @@ class BatchWriter:
         self.fast = self.dialect.name in ("sqlite", "postgresql")
         self._updates: dict[tuple[str, ...], tuple[str, list[str], list[Convert]] | Any] = {}
         self._inserts: dict[tuple[int, tuple[str, ...]], tuple[str, list[str], list[Convert]] | Any] = {}
+        self.json_rows = self.dialect.name == "sqlite" and _sqlite_has_json_arrows(self.dialect)
+        self._json_until = 0.0  # json_each statements until then (the loop was seen busy)
 
     def _convert(self, column: Any) -> Convert:
         if isinstance(column.type, JSON):
@@ -77,10 +102,34 @@ class BatchWriter:
             return cast(bindparam(name, type_=Text), column.type)
         return bindparam(name)
 
-    def _compile(self, stmt: Any, columns: dict[str, Any]) -> tuple[str, list[str], list[Convert]]:
+    def _compile(self, stmt: Any, columns: dict[str, Any], json_sql: Callable[[list[str]], str] | None = None
+                 ) -> tuple[str, list[str], list[Convert], str | None]:
         compiled = stmt.compile(dialect=self.dialect)
         names = list(compiled.positiontup) if self.dialect.positional else list(compiled.binds)
-        return compiled.string, names, [self._convert(columns[n]) for n in names]
+        many = json_sql(names) if json_sql is not None and self.json_rows else None
+        return compiled.string, names, [self._convert(columns[n]) for n in names], many
+
+    def _json_update(self, keys: tuple[str, ...]) -> Callable[[list[str]], str]:
+        """``UPDATE ... FROM json_each(?)``: each array element is one row's values in ``names`` order."""
+        quote = self.dialect.identifier_preparer.quote
+        table = self.dialect.identifier_preparer.format_table(self.table)
+
+        def sql(names: list[str]) -> str:
+            sets = ", ".join(f"{quote(k)} = j.value ->> {names.index(k)}" for k in keys)
+            return (f"UPDATE {table} SET {sets} FROM json_each(?) AS j "
+                    f"WHERE {table}.{quote('id')} = j.value ->> {names.index('_task_id')}")
+        return sql
+
+    def _json_insert(self, table: Any) -> Callable[[list[str]], str]:
+        """``INSERT ... SELECT ... FROM json_each(?)``: rows go in in array order."""
+        quote = self.dialect.identifier_preparer.quote
+        name = self.dialect.identifier_preparer.format_table(table)
+
+        def sql(names: list[str]) -> str:
+            columns = ", ".join(quote(n) for n in names)
+            values = ", ".join(f"j.value ->> {i}" for i in range(len(names)))
+            return f"INSERT INTO {name} ({columns}) SELECT {values} FROM json_each(?) AS j"
+        return sql
 
     def update_rows(self, conn: Connection, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """``UPDATE table SET <keys> WHERE id = :_task_id`` for every row (each has ``_task_id``).
@@ -99,7 +148,8 @@ class BatchWriter:
             if self.fast and not others:
                 stmt = update(self.table).where(cols.id == bindparam("_task_id")).values(
                     {k: self._bind(cols[k], k) for k in keys})
-                plan = self._compile(stmt, {**{k: cols[k] for k in keys}, "_task_id": cols.id})
+                plan = self._compile(stmt, {**{k: cols[k] for k in keys}, "_task_id": cols.id},
+                                     self._json_update(keys))
             else:
                 plan = (update(self.table).where(cols.id == bindparam("_task_id"))
                         .values({k: bindparam(k, type_=cols[k].type) for k in keys}))
@@ -114,7 +164,7 @@ class BatchWriter:
             cols = table.c
             if self.fast:
                 stmt = insert(table).values({k: self._bind(cols[k], k) for k in keys})
-                plan = self._compile(stmt, {k: cols[k] for k in keys})
+                plan = self._compile(stmt, {k: cols[k] for k in keys}, self._json_insert(table))
             else:
                 plan = insert(table)
             self._inserts[(id(table), keys)] = plan
@@ -150,20 +200,49 @@ class BatchWriter:
         if not isinstance(plan, tuple):
             conn.execute(plan, rows)
             return
-        sql, names, converters = plan
+        sql, names, converters, json_sql = plan
         get = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
-        params: list[Any] = []
-        for row in rows:
-            values = list(get(row))
-            for i, conv in convert:
-                values[i] = conv(values[i])
-            params.append(tuple(values) if self.dialect.positional else dict(zip(names, values)))
-        cursor = conn.connection.cursor()  # the driver's own executemany, inside this connection's transaction
+        shape = list if self.dialect.positional else (lambda values: dict(zip(names, values)))
+        cursor = conn.connection.cursor()  # the driver's own statements, inside this connection's transaction
         dbapi_error = self.dialect.loaded_dbapi.Error
         try:
-            cursor.executemany(sql, params)
+            for start in range(0, len(rows), CHUNK):
+                wall, cpu = time.perf_counter(), time.thread_time()
+                params = []
+                for row in rows[start:start + CHUNK]:
+                    values = list(get(row))
+                    for i, conv in convert:
+                        values[i] = conv(values[i])
+                    params.append(shape(values))
+                if json_sql is not None and (len(params) < 64 or wall < self._json_until):
+                    _execute_json(cursor, json_sql, sql, params)
+                else:
+                    cursor.executemany(sql, params)
+                if json_sql is not None and _waited(wall, cpu) > 0.003:  # the loop is busy: json_each a while
+                    self._json_until = time.perf_counter() + 0.5
         except dbapi_error as exc:  # as SQLAlchemy's own errors (IntegrityError, OperationalError, ...)
             raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=self.dialect, ismulti=True) from exc
         finally:
             cursor.close()
+
+
+def _waited(wall: float, cpu: float) -> float:
+    """Seconds this thread spent off the CPU since ``wall``/``cpu`` (waiting for the GIL, mostly)."""
+    return (time.perf_counter() - wall) - (time.thread_time() - cpu)
+
+
+def _execute_json(cursor: Any, json_sql: str, sql: str, chunk: list[list[Any]]) -> None:
+    """One statement for the chunk, or ``executemany`` when JSON cannot hold one of its values."""
+    try:
+        text = _rows_json(chunk)
+    except (TypeError, ValueError, RecursionError):
+        cursor.executemany(sql, chunk)
+        return
+    cursor.execute(json_sql, (text,))
+
+
+def _sqlite_has_json_arrows(dialect: Any) -> bool:
+    """SQLite 3.38 or newer (the ``->>`` operator); older versions write with ``executemany``."""
+    version = getattr(dialect.loaded_dbapi, "sqlite_version_info", (0,))
+    return tuple(version) >= (3, 38, 0)

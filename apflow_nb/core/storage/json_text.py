@@ -17,6 +17,23 @@ from enum import Enum
 from typing import Any
 
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+if _c_make_encoder is not None:  # the C encoder built once (JSONEncoder.encode builds one per call)
+    _c_encode = _c_make_encoder(None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False,
+                                False)
+
+    def _encode_fast(value: Any) -> str:
+        if isinstance(value, str):
+            return json.encoder.encode_basestring_ascii(value)
+        return "".join(_c_encode(value, 0))
+else:  # pragma: no cover - CPython always has the C encoder
+    _encode_fast = _encode
 _strict = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -50,7 +67,7 @@ def dumps(value: Any) -> str:
     if type(value) is Encoded:
         return value
     try:
-        text = _encode(value)
+        text = _encode_fast(value)
     except (TypeError, ValueError, RecursionError):
         text = _encode(jsonable(value))
     if "\\u" in text and _BAD_ESCAPE.search(text):

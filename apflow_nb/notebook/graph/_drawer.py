@@ -22,6 +22,7 @@ from apflow_nb.notebook.graph._model import GraphSpec
 
 PANELS_EVERY = 1.0
 BUDGET = 0.02  # share of one core a live graph may take: a costly redraw delays the next one
+MAX_STALE = 0.2  # ... but never longer than this (seconds): a task that runs for 0.3 s is seen running
 _PROMPT = "expand a cluster…"
 
 
@@ -78,8 +79,8 @@ class GraphDrawer:
         """Recolour the boxes and move the bars; panels at most once every ``panels_every`` seconds.
 
         Besides the LiveView's ~10 a second, a redraw waits until the previous one's CPU time is at
-        most ``budget`` of the time since (a 300-box graph with every task moving costs a few ms);
-        the final frame is always drawn.
+        most ``budget`` of the time since (a 300-box graph with every task moving costs a few ms),
+        and at most ``MAX_STALE`` seconds; the final frame is always drawn.
         """
         self._state = state
         now = time.monotonic()
@@ -96,7 +97,7 @@ class GraphDrawer:
             panels = self.face.panels_html(state)
             if self.panels.value != panels:
                 self.panels.value = panels
-        self._next = now + (time.thread_time() - cpu0) / self.budget
+        self._next = now + min(MAX_STALE, (time.thread_time() - cpu0) / self.budget)
 
     def static_html(self, state: Any) -> str:
         """The static frame of this graph (what a finished run's output keeps)."""

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Union
 
 from apflow_nb.core.types import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, PENDING
-from apflow_nb.analysis.palette import CANCELLING, SHOWN, SKIPPED, UNKNOWN, words
+from apflow_nb.analysis.palette import CACHED, CANCELLING, SHOWN, SKIPPED, UNKNOWN, words
 from apflow_nb.notebook.progress import RunState, TaskRow
 
 GROUPS_FROM = 20  # group summary lines appear from this many tasks on
@@ -27,7 +27,7 @@ MAX_GROUPS = 12
 LINGER = 1.0  # seconds a free row at the end of the running section stays, showing how its task ended
 MAX_FAILURES = 20
 BUTTON_AFTER = 0.5  # a running task gets its Cancel button once it has run this long (no flicker for quick ones)
-SEGMENTS = (COMPLETED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS)
+SEGMENTS = (COMPLETED, CACHED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class Frame:
         """``failed · 8/8 done (1 failed, 2 skipped) · 100% · 1.2 s``: what is not completed, apart."""
         status = "cancelling" if self.cancelling and not self.final else self.status
         counts = dict(self.counts)
-        apart = ", ".join(f"{counts[s]} {s}" for s in (FAILED, SKIPPED, CANCELLED, IN_PROGRESS, UNKNOWN)
+        apart = ", ".join(f"{counts[s]} {s}" for s in (CACHED, FAILED, SKIPPED, CANCELLED, IN_PROGRESS, UNKNOWN)
                           if counts.get(s))
         return (f"{status} · {self.done}/{self.total} done" + (f" ({apart})" if apart else "")
                 + f" · {self.progress:.0%} · {self.elapsed}")
@@ -192,6 +192,8 @@ def row_frame(state: RunState, row: TaskRow, now: float, digits: int = 1, flat: 
             cancel = "cancel"
     elif status == SKIPPED:
         text = f"skipped: upstream {row.upstream!r} " + ("failed" if row.status == FAILED else "was cancelled")
+    elif status == CACHED:
+        note = f"result of {row.cached_from}"
     elif status == FAILED:
         note = row.error_line
     elif status == CANCELLED and row.message:
