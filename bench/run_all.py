@@ -37,21 +37,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import ensure_project_python  # bench/ is this script's folder: the same re-run rule
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def ensure_project_python() -> None:
-    """Re-run with the project's .venv interpreter when the current one cannot import apflow_nb."""
-    import importlib.util
-
-    if importlib.util.find_spec("apflow_nb") is not None:
-        return
-    venv_py = ROOT / ".venv" / "bin" / "python"
-    if venv_py.exists() and not os.environ.get("APFLOW_BENCH_REEXEC"):
-        os.environ["APFLOW_BENCH_REEXEC"] = "1"
-        os.execv(str(venv_py), [str(venv_py), *sys.argv])
-    raise SystemExit(f"{sys.executable} cannot import apflow_nb: run `make venv` and use .venv/bin/python")
 
 
 def supports(script: str, flag: str) -> bool:

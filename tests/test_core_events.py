@@ -182,3 +182,20 @@ async def test_a_progress_change_written_on_its_own_is_stored(manager):
         await running
         assert warnings.drain_nowait() == []
     other.close()
+
+
+def test_the_bus_says_which_trees_anyone_listens_to():
+    """Publishers build Event objects only for trees someone subscribed to (a view left open on
+    another tree, or a closed one, costs a run nothing); a subscription to every tree wants all."""
+    bus = EventBus()
+    assert not bus.wants("a") and not bus.wants(None)
+    one, two = bus.subscribe(root_id="a"), bus.subscribe(root_id="a")
+    assert bus.wants("a") and not bus.wants("b") and not bus.wants(None)
+    one.close()
+    one.close()  # closing twice changes nothing
+    assert bus.wants("a")
+    two.close()
+    assert not bus.wants("a")
+    with bus.subscribe() as everything:
+        assert bus.wants("a") and bus.wants("b") and bus.wants(None)
+    assert everything.closed and not bus.wants("b")

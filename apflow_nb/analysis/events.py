@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from apflow_nb.analysis import checks, query as q
-from apflow_nb.analysis.flatten import gc_paused
+from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.analysis.stores import EVENTS, resolve_engine, table_of
 
 

@@ -1,12 +1,10 @@
 """JSON columns -> Python values -> ``prefix.key`` columns, fast enough for 100,000 rows."""
 from __future__ import annotations
 
-import gc
 import json
 from collections import Counter
 from itertools import chain
-from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 try:  # orjson decodes several times faster; json is the fallback
     import orjson as _orjson
@@ -14,19 +12,6 @@ try:  # orjson decodes several times faster; json is the fallback
     _loads = _orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
     _loads = json.loads
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Building a frame allocates objects for every value and frees none of them, so the cyclic
-    collector would scan the growing heap again and again (a third of the time at 100,000 rows)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def decode(value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from apflow_nb.analysis import checks
 from apflow_nb.analysis.columns import BASE_KINDS, HISTORY_COLUMNS
 from apflow_nb.analysis.errors import WhereError
-from apflow_nb.analysis.flatten import gc_paused
+from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.analysis.plan import Request
 from apflow_nb.analysis.refs import Ref, parse_ref
 from apflow_nb.analysis.stores import TASKS, resolve_engine, table_of

@@ -259,6 +259,8 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: tuple[Subscription, ...] = ()
+        self._everything = 0  # open subscriptions to every tree
+        self._roots: dict[str, int] = {}  # root id -> open subscriptions to that tree
 
     def subscribe(self, callback: Callback | None = None, *, root_id: str | None = None,
                   types: Iterable[EventType | str] | None = None, maxsize: int = 10_000) -> Subscription:
@@ -270,15 +272,32 @@ class EventBus:
         kinds = None if types is None else frozenset(EventType(t) for t in types)
         sub = Subscription(self, callback, root_id, kinds, maxsize)
         self._subs = self._subs + (sub,)
+        if root_id is None:
+            self._everything += 1
+        else:
+            self._roots[root_id] = self._roots.get(root_id, 0) + 1
         return sub
 
     def _remove(self, sub: Subscription) -> None:
+        if not any(s is sub for s in self._subs):
+            return
         self._subs = tuple(s for s in self._subs if s is not sub)
+        if sub.root_id is None:
+            self._everything -= 1
+        elif self._roots.get(sub.root_id, 0) <= 1:
+            self._roots.pop(sub.root_id, None)
+        else:
+            self._roots[sub.root_id] -= 1
 
     @property
     def has_subscribers(self) -> bool:
         """True when at least one subscription is open (publishers may skip building events)."""
         return bool(self._subs)
+
+    def wants(self, root_id: str | None) -> bool:
+        """True when a subscription would take events of the tree ``root_id`` (publishers skip building
+        events nobody takes: a view left open on another tree costs this one nothing)."""
+        return self._everything > 0 or root_id in self._roots
 
     def publish(self, event: Event) -> None:
         """Hand the event to every matching subscription."""

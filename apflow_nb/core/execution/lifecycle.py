@@ -96,7 +96,7 @@ class Lifecycle:
         ``data`` may be a callable, so costly payloads are built only when someone listens.
         """
         manager = self.manager
-        listening = manager.events.has_subscribers
+        listening = manager.events.wants(root_id)
         if not listening:
             if manager.event_log:  # nobody listens: the log row only, without an Event object
                 (writer or manager.writer).log_row(kind.value, task_id, root_id, name, status, progress,

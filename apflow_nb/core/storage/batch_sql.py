@@ -203,7 +203,7 @@ class BatchWriter:
         sql, names, converters, json_sql = plan
         get = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
-        shape = list if self.dialect.positional else (lambda values: dict(zip(names, values)))
+        shape = None if self.dialect.positional else (lambda values: dict(zip(names, values)))
         cursor = conn.connection.cursor()  # the driver's own statements, inside this connection's transaction
         dbapi_error = self.dialect.loaded_dbapi.Error
         try:
@@ -214,7 +214,7 @@ class BatchWriter:
                     values = list(get(row))
                     for i, conv in convert:
                         values[i] = conv(values[i])
-                    params.append(shape(values))
+                    params.append(values if shape is None else shape(values))
                 if json_sql is not None and (len(params) < 64 or wall < self._json_until):
                     _execute_json(cursor, json_sql, sql, params)
                 else:
