@@ -64,20 +64,17 @@ def timestamps(values: Sequence[Any]) -> pd.Series:
     return parsed.astype(TIME_DTYPE)
 
 
+_SCALARS = {"text": texts, "time": timestamps, "int": integers, "float": floats, "bool": booleans}
+
+
 def typed(kind: str, values: Sequence[Any]) -> Any:
     """A custom column's values as the dtype of its SQL type (see ``query.kind_of``)."""
     if kind == "json":
         from apflow_nb.analysis.flatten import decode_all
 
         return objects(decode_all(values))
-    if kind == "time":
-        return timestamps(values)
-    if kind == "int":
-        return integers(values)
-    if kind == "float":
-        return floats(values)
-    if kind == "bool":
-        return booleans(values)
+    if kind in _SCALARS and kind != "text":
+        return _SCALARS[kind](values)
     if kind == "text" and all(v is None or isinstance(v, str) for v in values):
         return texts(values)
     return objects(values)
@@ -86,14 +83,8 @@ def typed(kind: str, values: Sequence[Any]) -> Any:
 def column(kind: str, values: Sequence[Any]) -> Any:
     """One frame column: fixed kinds (see columns.BASE_KINDS), ``infer`` (flattened JSON: the dtype pandas
     infers; all-None stays object), ``object``, or a custom column's ``custom:<kind>``."""
-    if kind == "text":
-        return texts(values)
-    if kind == "time":
-        return timestamps(values)
-    if kind == "float":
-        return floats(values)
-    if kind == "int":
-        return integers(values)
+    if kind in _SCALARS:
+        return _SCALARS[kind](values)
     if kind == "depth":
         return np.asarray(values, dtype="int64").reshape(len(values))
     if kind == "infer":

@@ -39,9 +39,19 @@ class JsonAccess:
     def number(self, col: Any, path: Sequence[Key]) -> Any:
         raise NotImplementedError
 
+    BOOLEAN = "boolean"  # what type_of() calls a JSON boolean (whose text() is true or false)
+
+    def type_of(self, col: Any, path: Sequence[Key]) -> Any:
+        """The JSON type name the database gives the value at ``path``."""
+        raise NotImplementedError
+
+    def text(self, col: Any, path: Sequence[Key]) -> Any:
+        """The value at ``path`` as unquoted text."""
+        raise NotImplementedError
+
     def string(self, col: Any, path: Sequence[Key]) -> Any:
         """The value as text when it is a JSON string (the index-friendly form on SQLite), else NULL."""
-        raise NotImplementedError
+        return self.text(col, path)
 
     def string_guard(self, col: Any, path: Sequence[Key]) -> Any:
         raise NotImplementedError
@@ -50,7 +60,7 @@ class JsonAccess:
         raise NotImplementedError
 
     def boolean(self, col: Any, path: Sequence[Key], value: bool) -> Any:
-        raise NotImplementedError
+        return (self.type_of(col, path) == self.BOOLEAN) & (self.text(col, path) == ("true" if value else "false"))
 
     def missing(self, col: Any, path: Sequence[Key]) -> Any:
         """True when the path is absent or holds JSON null."""
@@ -150,14 +160,8 @@ class PostgresJson(JsonAccess):
     def number_guard(self, col: Any, path: Sequence[Key]) -> Any:
         return self.type_of(col, path) == "number"
 
-    def string(self, col: Any, path: Sequence[Key]) -> Any:
-        return self.text(col, path)
-
     def string_guard(self, col: Any, path: Sequence[Key]) -> Any:
         return self.type_of(col, path) == "string"
-
-    def boolean(self, col: Any, path: Sequence[Key], value: bool) -> Any:
-        return (self.type_of(col, path) == "boolean") & (self.text(col, path) == ("true" if value else "false"))
 
     def missing(self, col: Any, path: Sequence[Key]) -> Any:
         return or_(self.node(col, path).is_(None), self.type_of(col, path) == "null")
@@ -170,6 +174,7 @@ class DuckDBJson(JsonAccess):
     """DuckDB: ``json_extract_string`` (text), ``json_type`` (VARCHAR, BIGINT, UBIGINT, DOUBLE, BOOLEAN, NULL...)."""
 
     name = "duckdb"
+    BOOLEAN = "BOOLEAN"
     NUMBERS = ["BIGINT", "UBIGINT", "DOUBLE", "HUGEINT", "INTEGER"]
 
     def _path(self, path: Sequence[Key]) -> Any:
@@ -187,14 +192,8 @@ class DuckDBJson(JsonAccess):
     def number_guard(self, col: Any, path: Sequence[Key]) -> Any:
         return self.type_of(col, path).in_(self.NUMBERS)
 
-    def string(self, col: Any, path: Sequence[Key]) -> Any:
-        return self.text(col, path)
-
     def string_guard(self, col: Any, path: Sequence[Key]) -> Any:
         return self.type_of(col, path) == "VARCHAR"
-
-    def boolean(self, col: Any, path: Sequence[Key], value: bool) -> Any:
-        return (self.type_of(col, path) == "BOOLEAN") & (self.text(col, path) == ("true" if value else "false"))
 
     def missing(self, col: Any, path: Sequence[Key]) -> Any:
         return or_(self.type_of(col, path).is_(None), self.type_of(col, path) == "NULL")
