@@ -320,3 +320,31 @@ async def test_runs_with_different_secret_inputs_do_not_share_a_cache_entry(mana
     for key in ("first-key", "first-key", "other-key-2"):
         await manager.distribute_task_tree(await tree(manager, {"name": "search", "inputs": {"api_key": key, "q": "x"}}))
     assert calls["search"] == 2  # the same secret hit, another secret computed (the key hashes it, never stores it)
+
+
+CLASS_CELL = '''
+class Scale(ExecutableTask):
+    id = "scale"
+
+    async def execute(self, inputs):
+        counted("scale")
+        return {{"y": inputs["x"] * {factor}}}
+'''
+
+
+def register_class(factor: int) -> None:
+    """An ExecutableTask subclass defined the way a notebook cell defines it (no source file)."""
+    namespace = {"ExecutableTask": ExecutableTask, "counted": counted}
+    exec(compile(CLASS_CELL.format(factor=factor), "<cell>", "exec"), namespace)
+    executor_register(namespace["Scale"], cache=True)
+
+
+async def test_a_class_executor_whose_code_changed_recomputes_and_an_unchanged_one_hits(manager):
+    results = []
+    for factor in (2, 2, 3, 3):  # define, re-run the same cell, edit it, re-run the edit
+        register_class(factor)
+        node = await tree(manager, {"id": "s", "name": "scale", "inputs": {"x": 5}})
+        await manager.distribute_task_tree(node)
+        results.append((node.task.result, node.task.cached_from is not None))
+    assert results == [({"y": 10}, False), ({"y": 10}, True), ({"y": 15}, False), ({"y": 15}, True)]
+    assert calls == {"scale": 2}
