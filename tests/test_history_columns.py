@@ -15,6 +15,7 @@ from sqlalchemy import event, insert, inspect, text
 import apflow_nb
 from apflow_nb import BaseTask, ExecutableTask, create_session, executor_register
 from apflow_nb.analysis.catalog import rebuild_key_catalog
+from apflow_nb.core.storage.session import dispose_engines
 from apflow_nb.core.storage.key_catalog import MAX_KEYS, WIDE_AT, KeyCatalog
 from apflow_nb.core.storage.session import get_engine
 from apflow_nb.core.storage.sqlalchemy.models import TaskModel
@@ -218,6 +219,17 @@ def test_rebuild_key_catalog_fills_it_once(tmp_path):
     assert rebuild_key_catalog(url) == 3
     assert rebuild_key_catalog(url) == 0  # idempotent
     assert json_columns(apflow_nb.history(url, status="failed")) == ["inputs.n", "result.deep.x", "result.out"]
+
+
+def test_rebuild_key_catalog_writes_a_store_this_process_never_opened(tmp_path):
+    """history() reads such a file read-only; rebuilding the catalog is a write of its own and must open the
+    store for writing (bench/history.py calls it right after another process built the store)."""
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    create_session(url).close()
+    insert_rows(url, [("a", "completed", {"n": 1}, {"out": 2}), ("b", "failed", {"n": 2}, None)])
+    dispose_engines()  # as if another process had written it
+    assert rebuild_key_catalog(url) >= 1
+    assert json_columns(apflow_nb.history(url, status="failed")) == ["inputs.n", "result.out"]
 
 
 def test_levels_with_many_keys_add_no_empty_columns(tmp_path):

@@ -129,6 +129,10 @@ def rebuild_key_catalog(store: Any = None) -> int:
     engine = resolve_engine(store)
     if engine is None:
         return 0
+    if engine.dialect.name == "sqlite" and (store is None or isinstance(store, str)):
+        from apflow_nb.core.storage.session import get_engine
+
+        engine = get_engine(store)  # history() reads a file it did not open read-only; this call writes
     if engine.dialect.name == "duckdb":
         from apflow_nb.analysis.errors import HistoryQueryError
 
