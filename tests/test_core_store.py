@@ -97,6 +97,10 @@ def test_import_pulls_no_notebook_modules():
             "print([m for m in ('IPython','ipywidgets','pandas','sqlalchemy') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+    code = ("import sys, apflow_nb; apflow_nb.TaskManager; "
+            "print([m for m in ('IPython','ipywidgets','pandas','sqlalchemy','pydantic') if m in sys.modules])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"  # the engine loads SQLAlchemy with the store
     code = ("import sys, apflow_nb; apflow_nb.TaskManager; apflow_nb.create_session; "
             "print([m for m in ('IPython','ipywidgets','pandas') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -16,8 +16,6 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from apflow_nb.core.events import EventType
 from apflow_nb.core.execution.lifecycle import HookTimeout, apply_values
 from apflow_nb.core.execution.outcome import cancelled
@@ -142,6 +140,8 @@ def cancel_elsewhere(manager: "TaskManager", root_id: str, task_id: str | None,
                  "message": f"{runs.describe_owner(owner)}, which ran this tree, is gone: its unfinished tasks "
                             f"were marked failed"} for tid in ended]
     runs.request_cancel(engine, root_id, task_id, reason)
+    from sqlalchemy import select  # loaded with the store, not with TaskManager
+
     table = manager.task_repository.model.__table__
     with engine.connect() as conn:
         status = conn.execute(select(table.c.status).where(table.c.id == (task_id or root_id))).scalar()
