@@ -15,6 +15,8 @@ test-artifacts/ (see each test for what its screenshots show).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import subprocess
 import sys
@@ -187,13 +189,20 @@ def cancel_p2_from_its_row(page, work, shot_name):
     assert box(cancel_button(page, "p3")) == p3_before  # nothing moved under the mouse
 
 
+@contextmanager
+def running_cancel_notebook(server, name: str, profile: str):
+    """The cancel notebook (executors, the tree, awaiting it) written, opened in light theme and run: (context, page)."""
+    write_notebook(server.work / name, [EXECUTORS, TREE, "tree = await _run"])
+    server.theme("light")
+    with chromium(server.tmp / profile) as context:
+        page = open_notebook(context, server, name)
+        run_all(page)
+        yield context, page
+
+
 def test_lab_light_cancel_from_the_row_and_the_final_frame_survives_reopening(lab):
     work = lab.work
-    write_notebook(work / "cancel.ipynb", [EXECUTORS, TREE, "tree = await _run"])
-    lab.theme("light")
-    with chromium(lab.tmp / "profile-cancel") as context:
-        page = open_notebook(context, lab, "cancel.ipynb")
-        run_all(page)
+    with running_cancel_notebook(lab, "cancel.ipynb", "profile-cancel") as (context, page):
         wait_progress_moves(page)
         cancel_p2_from_its_row(page, work, "lab-light-cancelling.png")
         page.wait_for_function("""() => document.querySelector('.apflow-run tr[data-key="after"]')
@@ -297,11 +306,7 @@ def switch_theme(page, name):
 
 def test_notebook7_cancel_from_the_row_and_final_frame_in_light_and_dark(nb7):
     work = nb7.work
-    write_notebook(work / "nb7.ipynb", [EXECUTORS, TREE, "tree = await _run"])
-    nb7.theme("light")
-    with chromium(nb7.tmp / "profile") as context:
-        page = open_notebook(context, nb7, "nb7.ipynb")
-        run_all(page)
+    with running_cancel_notebook(nb7, "nb7.ipynb", "profile") as (_, page):
         cancel_p2_from_its_row(page, work, "nb7-light-cancelling.png")
         assert contrast(page)["ratio"] >= 3.0, contrast(page)
         shot(page, "nb7-light-live.png")

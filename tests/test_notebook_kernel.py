@@ -7,10 +7,8 @@ entry whose argv starts with ``sys.executable`` (found before any other python3 
 """
 from __future__ import annotations
 
-import json
 import queue
 import re
-import sys
 import textwrap
 import time
 
@@ -19,6 +17,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tests.kernelspec import install_test_kernel
 from tests.store_helpers import stored_statuses as stored
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -52,19 +51,10 @@ def tree(n=3, fail=False, sleep=0.01, steps=4):
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
     """A python3 kernelspec running this interpreter, first on JUPYTER_PATH for this module."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    root = tmp_path_factory.mktemp("jupyter")
-    spec_dir = root / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "apflow_nb test kernel", "language": "python"}))
     mp = pytest.MonkeyPatch()
-    mp.setenv("JUPYTER_PATH", str(root))
-    mp.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    root = tmp_path_factory.mktemp("jupyter")
+    install_test_kernel(root, mp.setenv)
     mp.delenv("APFLOW_NB_DISPLAY", raising=False)
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
     yield root
     mp.undo()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import textwrap
 import traceback
 from urllib.parse import quote
@@ -20,6 +19,8 @@ from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from sqlalchemy.engine import make_url
+
+from tests.kernelspec import install_test_kernel
 
 pytestmark = pytest.mark.postgres
 
@@ -117,17 +118,7 @@ def test_in_an_ipython_shell_no_output_shows_the_password(password_env, tmp_path
 @pytest.fixture
 def kernel_env(tmp_path_factory, monkeypatch):
     """A python3 kernelspec running this interpreter, first on JUPYTER_PATH."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    root = tmp_path_factory.mktemp("jupyter")
-    spec_dir = root / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "apflow_nb test kernel", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(root))
-    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+    install_test_kernel(tmp_path_factory.mktemp("jupyter"), monkeypatch.setenv)
 
 
 def test_a_saved_notebook_holds_no_password(password_env, kernel_env, tmp_path):

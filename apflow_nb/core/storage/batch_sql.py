@@ -41,18 +41,20 @@ def _json(value: Any) -> Any:
     return None if value is None else dumps(value)  # text encoded earlier (json_text.Encoded) passes as it is
 
 
-_last_time: list[Any] = [None, None]  # the last datetime converted and its text (rows share timestamps)
+_last_time: tuple[Any, Any] = (None, None)  # the last datetime converted and its text (rows share timestamps);
+# one tuple, replaced whole, so writer threads of several stores never pair one value with another's text
 
 
 def _sqlite_time(value: datetime | float | None) -> str | None:
     """Naive UTC text with microseconds, the form SQLAlchemy stores DateTime in on SQLite."""
+    global _last_time
     if value is None:
         return None
     last = _last_time
     if value is last[0]:
         return last[1]
     text = _sqlite_text(value)
-    last[0], last[1] = value, text
+    _last_time = (value, text)
     return text
 
 
