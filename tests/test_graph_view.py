@@ -227,3 +227,23 @@ def test_a_costly_graph_redraws_less_often_but_always_draws_the_final_frame():
     assert node_status(drawer.graph.value, "t1") == "pending"
     drawer.draw(state, final=True)
     assert drawer.redraws == 2 and node_status(drawer.graph.value, "t1") == "in_progress"
+
+
+async def test_a_graph_frame_skipped_for_its_budget_is_drawn_without_another_event(db, monkeypatch):
+    """A costly graph skips frames; the view draws the skipped one soon after, even if no event
+    follows (a task that starts and then runs quietly is seen running, not left pending)."""
+    from apflow_nb.notebook.views import live
+    from tests.waiting import until
+
+    monkeypatch.setattr(live, "KEEPALIVE", 3600.0)  # only the skipped frame's own redraw can show it
+    tasks = [{"id": "r", "name": "agg", "dependencies": ["t"]}, {"id": "t", "name": "x", "parent_id": "r"}]
+    tree = await TaskManager(db).task_repository.create_task_tree_from_array(tasks)  # stored, never run
+    state = running_state(spec_from_array(tasks))
+    view = live.LiveView(state, mode="widget", tree=tree, view="graph", min_interval=0.0)
+    drawer = view.widget.graph
+    drawer.budget = 1e-9  # every redraw forbids the next one for MAX_STALE seconds
+    drawer.draw(state)
+    view.on_event(Event(EventType.TASK_STARTED, "t", "r", "in_progress"))
+    await until(lambda: drawer.skipped >= 1)  # the event's frame came too soon and was skipped ...
+    await until(lambda: node_status(drawer.graph.value, "t") == "in_progress", timeout=5)  # ... and drawn later
+    assert drawer.redraw_at is None

@@ -40,6 +40,7 @@ class GraphDrawer:
         self._panels_at = float("-inf")
         self._next = float("-inf")
         self.skipped = 0
+        self.redraw_at: float | None = None  # a skipped frame is drawn by then (the views' protocol)
         self.picker = widgets.HTML()
         self.summary = widgets.HTML()
         self.graph = widgets.HTML()
@@ -86,7 +87,9 @@ class GraphDrawer:
         now = time.monotonic()
         if not final and now < self._next:
             self.skipped += 1
+            self.redraw_at = self._next
             return
+        self.redraw_at = None
         cpu0 = time.thread_time()
         self.redraws += 1
         value = self.face.graph_html(state)

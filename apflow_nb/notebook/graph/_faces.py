@@ -124,6 +124,13 @@ class FacedDrawer:
         if self.toggle.value == "graph":
             self._graph().draw(state, final=final or bool(getattr(state, "finished", False)))
 
+    @property
+    def redraw_at(self) -> float | None:
+        """When the shown graph wants its skipped frame drawn (see ``views.drawer.due``)."""
+        if self.toggle.value != "graph" or self.graph is None:
+            return None
+        return self.graph.redraw_at
+
     def all_widgets(self) -> list[Any]:
         out = [self.root, self.toggle, *self.table_drawer.all_widgets()]
         return out + (self.graph.all_widgets() if self.graph is not None else [])

@@ -13,6 +13,10 @@ Contract for ``draw``:
   ``RunState``'s O(1) counters), and send only what changed;
 - ``final=True`` means the state will not change again: draw the complete last picture.
 
+A drawer that keeps its own, slower pace (a costly graph) may skip a call; it then sets
+``redraw_at`` (a ``time.monotonic()`` time, else ``None``) and the view calls it again by then, so
+the last state is always drawn even when no further event comes (see ``due``).
+
 Add your own with ``LiveView.add(drawer)`` (for example ``run.view.add(MyGraph())``). A drawer that
 shows a widget displays that widget itself; keep in mind that a finished run's output should not
 depend on a live widget (see ``LiveView``: its own output becomes static HTML when the run ends).
@@ -32,3 +36,9 @@ class Drawer(Protocol):
     def draw(self, state: "RunState", final: bool = False) -> None:
         """Show ``state`` now; ``final``: the run is over and this is its last picture."""
         ...
+
+
+def due(drawers: "list[object]") -> float | None:
+    """The earliest ``redraw_at`` any of ``drawers`` asked for (``None``: nobody skipped a frame)."""
+    times = [t for d in drawers if (t := getattr(d, "redraw_at", None)) is not None]
+    return min(times) if times else None

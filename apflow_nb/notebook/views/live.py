@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from apflow_nb.core.events import Event
 from apflow_nb.notebook.progress import RunState
-from apflow_nb.notebook.views.drawer import Drawer
+from apflow_nb.notebook.views.drawer import Drawer, due
 from apflow_nb.notebook.views.frame import Slots, build_frame
 from apflow_nb.notebook.views.html import frame_html
 from apflow_nb.notebook.views.text import TextLine, frame_text
@@ -274,6 +274,8 @@ class LiveView:
         self.redraws += 1
         for drawer in self.drawers:
             drawer.draw(self.state, final=final)
+        if not final and (at := due(self.drawers)) is not None:  # a drawer skipped this frame
+            self._schedule(max(0.0, at - time.monotonic()))
         if final and self.handle is not None:
             self.send_static()
             _UNSETTLED.add(self)
