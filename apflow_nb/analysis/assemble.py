@@ -52,9 +52,13 @@ def error_columns(statuses: Sequence[Any], errors: Sequence[Any], results: list[
 
 
 def keep_whole(values: list[Any], rows: Sequence[int], executors: Sequence[Any],
-               wide: dict[str, list[tuple[str, ...]]]) -> None:
-    """Wrap each wide level of a row's dict (per its executor) in ``Whole`` so flatten() keeps it as one value;
-    ``rows`` are the positions whose executor has wide levels."""
+               wide: dict[str, list[tuple[str, ...]]]) -> tuple[list[tuple[int, Any]], list[int]]:
+    """Keep each wide level of a row's dict (per its executor) as one value: a wide top level is taken out
+    of ``values`` (returned as ``(row, value)`` pairs, no copy made), a wide nested level is wrapped in
+    ``Whole`` so flatten() does not spread it (the rows wrapped are returned); ``rows`` are the positions
+    whose executor has wide levels."""
+    tops: list[tuple[int, Any]] = []
+    nested: list[int] = []
     for i in rows:
         paths = wide.get(executors[i])
         value = values[i]
@@ -62,7 +66,8 @@ def keep_whole(values: list[Any], rows: Sequence[int], executors: Sequence[Any],
             continue
         for path in paths:  # shortest first: a wide level inside a wide level is already whole
             if not path:
-                values[i] = Whole(value)
+                tops.append((i, value))
+                values[i] = None
                 break
             parent = value
             for key in path[:-1]:
@@ -73,6 +78,8 @@ def keep_whole(values: list[Any], rows: Sequence[int], executors: Sequence[Any],
                 child = parent.get(path[-1])
                 if type(child) is dict and child:
                     parent[path[-1]] = Whole(child)
+                    nested.append(i)
+    return tops, nested
 
 
 def column_name(prefix: str, path: Sequence[Any]) -> str:
@@ -89,14 +96,17 @@ def flatten_stable(inputs: list[Any], results: list[Any], executors: Sequence[An
     rows = [i for i, e in enumerate(executors) if e in with_wide] if with_wide else []
     for prefix, values in (("inputs", inputs), ("result", results)):
         wide = {e: sorted(s.wide[prefix], key=len) for e, s in shapes.items() if s.wide[prefix]}
-        if wide:
-            keep_whole(values, rows, executors, wide)
+        tops, nested = keep_whole(values, rows, executors, wide) if wide else ([], [])
         rare: set[str] = set()
         flat = flatten(values, prefix, rare)
-        whole_names = {column_name(prefix, p) for paths in wide.values() for p in paths}
+        if tops:
+            column = flat.setdefault(prefix, [None] * n)
+            for i, value in tops:
+                column[i] = values[i] = value
+        whole_names = {column_name(prefix, p) for paths in wide.values() for p in paths if p}
         for name in whole_names.intersection(flat):
             column = flat[name]
-            for i in rows:
+            for i in nested:
                 if type(column[i]) is Whole:
                     column[i] = dict(column[i])
         known = [column_name(prefix, p) for e in covered if e in shapes for p in shapes[e].columns(prefix)]

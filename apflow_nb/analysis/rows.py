@@ -30,22 +30,23 @@ def _newest_first(cols: dict[str, Any]) -> bool:
     """Put rows newest first in place when the store returned them in creation order (or its reverse) with no
     two tasks created at the same time, the usual case; False leaves the sort to frame.newest_first."""
     created = cols["created_at"]
-    if not created or any(v is None for v in created):
+    if not created or None in created:
         return False
     kind = type(created[0])
     if kind is str:
         width = len(created[0])  # one fixed-width ISO form: text order is time order
-        if any(type(v) is not str or len(v) != width for v in created):
+        if set(map(type, created)) != {str} or set(map(len, created)) != {width}:
             return False
-    elif kind is not int or any(type(v) is not int for v in created):
+    elif kind is not int or set(map(type, created)) != {int}:
         return False
-    if all(a > b for a, b in zip(created, created[1:])):
-        return True
-    if all(a < b for a, b in zip(created, created[1:])):
+    if len(set(created)) != len(created):
+        return False  # ties: the sort by id decides
+    ascending = sorted(created)  # one linear pass over a list already in order (either way)
+    if ascending == list(created):
         for name, values in cols.items():
             cols[name] = values[::-1]
         return True
-    return False
+    return ascending[::-1] == list(created)
 
 
 def fetch(conn: Any, engine: Any, tbl: Any, fields: Any, request: Request,
