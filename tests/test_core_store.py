@@ -105,3 +105,20 @@ def test_import_pulls_no_notebook_modules():
             "print([m for m in ('IPython','ipywidgets','pandas') if m in sys.modules])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
+
+
+def test_event_times_are_stored_as_the_datetime_they_stand_for():
+    """The writer formats event timestamps (seconds since the epoch) itself, once per second: the text is
+    exactly what ``datetime.fromtimestamp(t, utc)`` gives, to the microsecond (halves rounded to even)."""
+    import random
+    from datetime import datetime, timezone
+
+    from apflow_nb.core.storage.batch_sql import _sqlite_time
+
+    rng = random.Random(11)
+    values = [rng.uniform(0, 4e9) for _ in range(20_000)]
+    values += [1.7e9 + k / 1e6 + 0.5e-6 for k in range(2_000)]  # exact halves of a microsecond
+    values += [1.7e9 + 0.9999995, 1.7e9 + 0.99999949, 0.0, 1.5, -1.25, 1.7e9]  # carry into the next second
+    expected = [datetime.fromtimestamp(v, timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+                for v in values]
+    assert [_sqlite_time(v) for v in values] == expected

@@ -16,6 +16,7 @@ type) goes by ``executemany``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from datetime import datetime, timezone
 from operator import itemgetter
@@ -60,12 +61,32 @@ def _sqlite_time(value: datetime | float | None) -> str | None:
 
 def _sqlite_text(value: datetime | float) -> str:
     if type(value) is float:  # seconds since the epoch (event timestamps)
-        return _utc_from_timestamp(value).isoformat(" ", "microseconds")
+        return _epoch_text(value)
     if value.tzinfo is not None:
         if value.tzinfo is not timezone.utc:
             value = value.astimezone(timezone.utc)
         value = value.replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
+
+
+_second: tuple[float, str] = (-1.0, "")  # the last whole second formatted, and its text (events share seconds)
+
+
+def _epoch_text(value: float) -> str:
+    """``datetime.fromtimestamp(value, utc)`` as naive text, the same to the microsecond (rounded half to even,
+    as CPython rounds), with the date and time of day formatted once per second."""
+    global _second
+    fraction, whole = math.modf(value)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        whole += 1.0
+    elif micro < 0:  # before 1970
+        return _utc_from_timestamp(value).isoformat(" ", "microseconds")
+    last = _second
+    if last[0] != whole:
+        last = _second = (whole, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole)))
+    return f"{last[1]}.{micro:06d}"
 
 
 def _utc_from_timestamp(value: float) -> datetime:
