@@ -122,3 +122,36 @@ def test_event_times_are_stored_as_the_datetime_they_stand_for():
     expected = [datetime.fromtimestamp(v, timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
                 for v in values]
     assert [_sqlite_time(v) for v in values] == expected
+
+
+def test_the_strict_json_check_names_cycles_and_forgets_a_failed_value():
+    """Results are checked by one C encoder per thread: a cycle is named, and an encoding that failed half
+    way (its markers left behind) never makes the next value that shares an object look circular."""
+    import threading
+
+    from apflow_nb.core.storage.json_text import strict
+
+    shared = {"k": [1, 2]}
+    loop: dict = {}
+    loop["self"] = loop
+    assert strict(loop) == (None, "ValueError: Circular reference detected")
+    box = {"x": [object()]}
+    assert strict(box)[1] == "TypeError: Object of type object is not JSON serializable"  # fails inside box
+    box["x"] = [1]
+    assert strict(box) == ('{"x":[1]}', None)  # the same dict again: not taken for a cycle
+    assert strict({"again": shared, "twice": shared}) == ('{"again":{"k":[1,2]},"twice":{"k":[1,2]}}', None)
+    assert strict({"é": "☃"}) == ('{"é":"☃"}', None)
+    problems = []
+
+    def check() -> None:
+        for _ in range(2_000):
+            text, problem = strict({"a": shared, "b": [shared]})
+            if problem:
+                problems.append(problem)
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []

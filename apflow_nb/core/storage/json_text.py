@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -34,7 +35,25 @@ if _c_make_encoder is not None:  # the C encoder built once (JSONEncoder.encode 
         return "".join(_c_encode(value, 0))
 else:  # pragma: no cover - CPython always has the C encoder
     _encode_fast = _encode
-_strict = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+_strict_slow = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+_local = threading.local()  # one C encoder per thread: its circular-reference markers are its own
+
+
+def _strict(value: Any) -> str:
+    """JSON text with non-ASCII kept, NaN refused and cycles named (``JSONEncoder.encode`` without building
+    a new C encoder per call)."""
+    if _c_make_encoder is None or isinstance(value, str):  # pragma: no cover - CPython has the C encoder
+        return _strict_slow(value)
+    pair = getattr(_local, "strict", None)
+    if pair is None:
+        markers: dict[int, Any] = {}
+        pair = _local.strict = (markers, _c_make_encoder(markers, _refuse, json.encoder.encode_basestring, None,
+                                                         ":", ",", False, False, False))
+    try:
+        return "".join(pair[1](value, 0))
+    except BaseException:
+        pair[0].clear()  # an encoding that failed half way leaves its markers behind
+        raise
 
 
 def strict(value: Any) -> tuple[str | None, str | None]:
