@@ -19,7 +19,7 @@ import json
 import math
 import time
 from datetime import datetime, timezone
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Callable
 
 from sqlalchemy import JSON, Text, bindparam, cast, insert, update
@@ -179,9 +179,10 @@ class BatchWriter:
             self._updates[keys] = plan
         self._run(conn, plan, rows)
 
-    def insert_rows(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-        """``INSERT INTO table`` every row (all rows have the same keys)."""
-        keys = tuple(rows[0])
+    def insert_rows(self, conn: Connection, table: Any, rows: list[Any]) -> None:
+        """``INSERT INTO table`` every row: dicts with the same keys, or task records (one attribute a column)."""
+        records = not isinstance(rows[0], dict)
+        keys = rows[0]._columns if records else tuple(rows[0])
         plan = self._inserts.get((id(table), keys))
         if plan is None:
             cols = table.c
@@ -191,7 +192,9 @@ class BatchWriter:
             else:
                 plan = insert(table)
             self._inserts[(id(table), keys)] = plan
-        self._run(conn, plan, rows)
+        if records and not isinstance(plan, tuple):  # SQLAlchemy's own path takes dicts
+            rows = [r.to_dict() for r in rows]
+        self._run(conn, plan, rows, attrgetter if records else itemgetter)
 
     def upsert_rows(self, conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> None:
         """Insert every row, replacing the row with the same ``key`` (all rows have the same columns)."""
@@ -219,12 +222,13 @@ class BatchWriter:
             return
         self._run(conn, plan, rows)
 
-    def _run(self, conn: Connection, plan: Any, rows: list[dict[str, Any]]) -> None:
+    def _run(self, conn: Connection, plan: Any, rows: list[Any], getter: Callable[..., Any] = itemgetter) -> None:
+        """Execute ``plan`` for ``rows`` (dicts, or records read with ``getter=attrgetter``) in chunks."""
         if not isinstance(plan, tuple):
             conn.execute(plan, rows)
             return
         sql, names, converters, json_sql = plan
-        get = itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))
+        get = getter(*names) if len(names) > 1 else (lambda row, one=getter(names[0]): (one(row),))
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
         shape = None if self.dialect.positional else (lambda values: dict(zip(names, values)))
         cursor = conn.connection.cursor()  # the driver's own statements, inside this connection's transaction

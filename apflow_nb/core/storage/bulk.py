@@ -1,4 +1,4 @@
-"""Storing many tasks at once: checked rows inserted with one executemany, returned as task records.
+"""Storing many tasks at once: checked task records inserted in batches, and returned.
 
 No ORM object is made per task (see ``records.py``): the rows go through SQLAlchemy Core in the
 session's transaction, all or nothing, with JSON encoded once per value (``batch_sql.py``).
@@ -26,22 +26,28 @@ if TYPE_CHECKING:
 
 
 def insert_tasks(repository: "TaskRepository", specs: Sequence[dict[str, Any]]) -> list[Any]:
-    """Check every spec, insert them in one transaction and return their records (in the specs' order)."""
-    rows = [repository.build_values(**spec) for spec in specs]
-    hold_new_tasks(rows)  # secret inputs are stored as "***"; their values stay in this process's memory
-    by_id = {r["id"]: r for r in rows}
-    outside = repository._outside_parents((r["parent_id"] for r in rows), by_id)
-    for row in rows:
-        parent = row["parent_id"]
-        if parent in by_id:
-            by_id[parent]["has_children"] = True
-    for row in rows:
-        row["root_id"] = _root_of(row, by_id, outside)
+    """Check every spec, insert them in one transaction and return their records (in the specs' order).
+
+    Each spec becomes its record as soon as it is checked (its row dict lives only that long), so a large
+    array never holds a dict per task next to the records.
+    """
+    record = record_class(repository.model)
+    build = repository.build_values
+    tasks = [record(**build(**spec)) for spec in specs]
+    hold_new_tasks(tasks)  # secret inputs are stored as "***"; their values stay in this process's memory
+    by_id = {t.id: t for t in tasks}
+    outside = repository._outside_parents((t.parent_id for t in tasks), by_id)
+    for task in tasks:
+        parent = by_id.get(task.parent_id) if task.parent_id is not None else None
+        if parent is not None:
+            parent.has_children = True
+    for task in tasks:
+        task.root_id = _root_of(task, by_id, outside)
     session = repository.session
     table = repository.model.__table__
     try:
         conn = session.connection()
-        BatchWriter(conn.engine, table).insert_rows(conn, table, rows)
+        BatchWriter(conn.engine, table).insert_rows(conn, table, tasks)
         for parent in outside.values():
             parent.has_children = True
         session.commit()
@@ -51,24 +57,23 @@ def insert_tasks(repository: "TaskRepository", specs: Sequence[dict[str, Any]]) 
     except BaseException:
         session.rollback()
         raise
-    record = record_class(repository.model)
-    return [record(**row) for row in rows]
+    return tasks
 
 
-def _root_of(row: dict[str, Any], by_id: dict[str, dict[str, Any]], outside: dict[str, Any]) -> str:
-    """The root id of a new row: up its parents among the new rows, then a stored parent's root."""
+def _root_of(task: Any, by_id: dict[str, Any], outside: dict[str, Any]) -> str:
+    """The root id of a new task: up its parents among the new tasks, then a stored parent's root."""
     seen: set[str] = set()
-    node = row
-    while node["parent_id"] and node["id"] not in seen:
-        seen.add(node["id"])
-        parent_id = node["parent_id"]
+    node = task
+    while node.parent_id and node.id not in seen:
+        seen.add(node.id)
+        parent_id = node.parent_id
         if parent_id in outside:
             parent = outside[parent_id]
             return parent.root_id or parent.id
         parent = by_id.get(parent_id)
         if parent is None:
             break
-        if parent.get("root_id"):
-            return parent["root_id"]
+        if parent.root_id:
+            return parent.root_id
         node = parent
-    return node["id"]
+    return node.id
