@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
 from apflow_nb.core.gc_pause import gc_paused
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 ACTIVE: dict[str, "TreeRun"] = {}
 
 
+NO_DEPS: tuple[dict[str, Any], ...] = ()  # the dependencies of every task that has none (read, never changed)
+
+
 class TaskState:
     """One task's bookkeeping during one run."""
 
@@ -30,7 +33,7 @@ class TaskState:
                  "status", "aio_task", "executor", "cancel_requested", "started", "holds_slot", "seq", "context",
                  "entry", "executor_id", "policy", "attempts", "wakeup", "cached_from", "prepared")
 
-    def __init__(self, task: Any, run: "TreeRun", deps: list[dict[str, Any]]):
+    def __init__(self, task: Any, run: "TreeRun", deps: Sequence[dict[str, Any]]):
         self.task = task
         self.run = run
         # read once: these do not change during a run (progress is kept here as it changes)
@@ -40,7 +43,7 @@ class TaskState:
         self.priority: int | None = task.priority
         self.progress: float = task.progress or 0.0
         self.deps = deps
-        self.dependents: list[tuple[TaskState, bool]] = []  # (dependent, is this a required dependency)
+        self.dependents: Sequence[tuple[TaskState, bool]] = ()  # (dependent, is it required); a list once any
         self.waiting = 0
         self.status = str(task.status)
         self.aio_task: asyncio.Task[Any] | None = None
@@ -120,13 +123,17 @@ def _plan(manager: Any, root: TaskTreeNode) -> TreeRun:
     run = TreeRun(manager, root)
     states = run.states
     for t in tasks:
-        s = TaskState(t, run, normalize_dependencies(t.dependencies, where="task dependencies"))
+        deps = t.dependencies
+        s = TaskState(t, run, normalize_dependencies(deps, where="task dependencies") if deps else NO_DEPS)
         states[s.id] = s
     check_dependencies({tid: [d["id"] for d in s.deps] for tid, s in states.items()},
                        {tid: s.key for tid, s in states.items()})
     for s in states.values():
         for dep in s.deps:
-            states[dep["id"]].dependents.append((s, dep.get("required", True)))
+            upstream = states[dep["id"]]
+            if not upstream.dependents:
+                upstream.dependents = []  # most tasks have none: they share the empty tuple
+            upstream.dependents.append((s, dep.get("required", True)))  # type: ignore[union-attr]
     rerun: set[str] = set()
     stack = [s for s in states.values() if s.status != COMPLETED]
     while stack:
