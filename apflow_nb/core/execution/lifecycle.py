@@ -182,7 +182,7 @@ class Lifecycle:
             s = work.pop()
             run = s.run
             run.unfinished -= 1
-            if s.status == COMPLETED:
+            if s.status == COMPLETED and s.dependents:  # kept only for tasks whose results are merged
                 run.results[s.id] = s.task.result
             for d, required in s.dependents:
                 if d.status != PENDING:

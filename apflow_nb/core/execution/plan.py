@@ -77,7 +77,7 @@ class TreeRun:
         self.unfinished = 0
         self.done: asyncio.Future[None] | None = None
         self.side_tasks: set[asyncio.Task[Any]] = set()
-        self.results: dict[str, Any] = {}
+        self.results: dict[str, Any] = {}  # results of completed tasks that have dependents (merged into inputs)
         self.started_at = time.time()
         self.storages: list[Any] = []
         self.cache_index: dict[str, Any] | None = None  # key -> (result, task id) of the run's executors
@@ -145,7 +145,7 @@ def _plan(manager: Any, root: TaskTreeNode) -> TreeRun:
         if tid in rerun:
             s.status = PENDING
             s.progress = 0.0
-        else:
+        elif s.dependents:  # a completed dependency of a task that runs again: its result is merged
             run.results[tid] = s.task.result
     run.unfinished = len(rerun)
     return run
