@@ -109,7 +109,7 @@ def build(columns: list[tuple[str, str, Sequence[Any]]]) -> pd.DataFrame:
             out[name] = durations(pd.Series(started), pd.Series(completed))
         else:
             out[name] = column(kind, values)
-    return pd.DataFrame(out, columns=[name for name, _, _ in columns])
+    return pd.DataFrame(out, columns=[name for name, _, _ in columns], copy=False)  # the arrays are ours, fresh
 
 
 def newest_first(frame: pd.DataFrame) -> pd.DataFrame:
