@@ -55,7 +55,7 @@ class TaskState:
         self.policy: Any = None
         self.attempts = 0
         self.cached_from: str | None = None
-        self.prepared: tuple[Any, ...] | None = None  # (executor, inputs, validated, cache key) of a cache miss
+        self.prepared: tuple[Any, ...] | None = None  # (executor, inputs, validated, cache key, inputs changed) of a miss
         self.wakeup: asyncio.Future[None] | None = None  # resolved to end a wait for the next attempt
 
     def is_cancel_requested(self) -> bool:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.errors import InputValidationError
@@ -25,6 +27,7 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.secrets import forget as forget_secrets, keep as keep_secrets, reveal as reveal_secrets
 from apflow_nb.core.secrets import secret_paths, split as split_secrets
 from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
+from apflow_nb.core.storage.json_text import Encoded
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
@@ -54,9 +57,10 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
         key = None
         try:
             if s.prepared is not None:  # a cache miss found when the task started: its inputs are ready
-                executor, inputs, validated, key = s.prepared
+                executor, inputs, validated, key, changed = s.prepared
                 s.prepared = None
-                s.run.writer.mark(s.id, {"inputs": inputs})
+                if changed:
+                    s.run.writer.mark(s.id, {"inputs": inputs})
             else:
                 executor = create(entry, executor_id, s)
                 inputs = await prepare_inputs(manager, s, executor)
@@ -98,22 +102,46 @@ def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
         executor = create(s.entry, s.executor_id, s)
         task = s.task
         own = task.inputs if isinstance(task.inputs, dict) else {}
-        inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
-        inputs, held = split_secrets(inputs, secret_paths(executor))  # stored as "***", real values in memory
-        keep_secrets(task.id, held)
-        validated = executor.validate_inputs(reveal_secrets(task, inputs, executor))
+        paths = _secret_paths(executor)
+        if s.deps or paths:
+            inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
+            inputs, held = split_secrets(inputs, paths)  # stored as "***", real values in memory
+            keep_secrets(task.id, held)
+            validated = executor.validate_inputs(reveal_secrets(task, inputs, executor))
+        else:  # nothing merged or hidden: the stored inputs are what the executor gets (as run_task does)
+            inputs = own
+            validated = executor.validate_inputs(own)
     except Exception:  # the normal path reports it properly
         return False
-    apply_values(s.task, {"inputs": inputs})
+    changed = inputs is not task.inputs  # else the stored inputs stand: nothing to write
+    if changed:
+        apply_values(task, {"inputs": inputs})
     key, hit = lookup(s, executor, validated)
     if hit is None:
-        s.prepared = (executor, inputs, validated, key)
+        s.prepared = (executor, inputs, validated, key, changed)
         return False
-    s.run.writer.mark(s.id, {"inputs": inputs})
-    manager.lifecycle.finalize(s, hit)
+    if changed:
+        s.run.writer.mark(s.id, {"inputs": inputs})
+    manager.lifecycle.finalize_hit(s, hit)
     if s.run.post_hooks or s.run.storages:
         manager.lifecycle.after_unstarted(s)
     return True
+
+
+_class_paths: "weakref.WeakKeyDictionary[type, frozenset[Any]]" = weakref.WeakKeyDictionary()
+
+
+def _secret_paths(executor: Any) -> frozenset[Any]:
+    """``secret_paths(executor)``, remembered per class when a class-level pydantic model declares them."""
+    cls = type(executor)
+    paths = _class_paths.get(cls)
+    if paths is None:
+        paths = secret_paths(executor)
+        model = getattr(cls, "inputs_schema", None)
+        if isinstance(model, type) and hasattr(model, "model_fields") \
+                and "inputs_schema" not in getattr(executor, "__dict__", ()):
+            _class_paths[cls] = paths
+    return paths
 
 
 def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Outcome | None]:
@@ -124,6 +152,9 @@ def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Ou
         return key, None
     result, source = found
     s.cached_from = source
+    if type(result) is Encoded:  # as loaded from the store: decoded for this task, its text written as it is
+        value = json.loads(result)
+        return key, Outcome(COMPLETED, value, text=None if value is None else result)
     return key, Outcome(COMPLETED, result)
 
 
