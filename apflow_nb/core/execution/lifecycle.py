@@ -177,7 +177,8 @@ class Lifecycle:
         self.change(s, status, values, FINAL_EVENT[status], data, outcome.text)
         inputs, result = s.task.inputs, outcome.result if status == COMPLETED else None
         if inputs or result is not None:  # the key catalog (history()'s stable columns): nothing to note else
-            self.manager.writer.observe_keys(s.executor_id or executor_id_of(s.task), inputs, result)
+            (s.run.writer or self.manager.writer).observe_keys(s.executor_id or executor_id_of(s.task), inputs,
+                                                               result)
 
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
         """End a task that never started (an upstream task failed, or it was cancelled while waiting)."""
