@@ -101,7 +101,7 @@ class Lifecycle:
         listening = manager.events.wants(root_id)
         if not listening:
             if manager.event_log:  # nobody listens: the log row only, without an Event object
-                (writer or manager.writer).log_row(kind.value, task_id, root_id, name, status, progress,
+                (writer or manager.writer).log_row(kind._value_, task_id, root_id, name, status, progress,
                                                    self._stamp or time.time(),
                                                    data(False) if callable(data) else data or None)
             return

@@ -78,6 +78,7 @@ class TreeRun:
         self.started_at = time.time()
         self.storages: list[Any] = []
         self.cache_index: dict[str, Any] | None = None  # key -> (result, task id) of the run's executors
+        self.class_facts: dict[type, Any] = {}  # executor class -> what cache look-ups need of it (task_run)
         self.pre_hooks: list[Any] = []  # hooks and the writer are taken when the run starts
         self.post_hooks: list[Any] = []
         self.writer: Any = None

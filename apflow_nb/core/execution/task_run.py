@@ -10,7 +10,6 @@ import asyncio
 import inspect
 import json
 import logging
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.errors import InputValidationError
@@ -102,7 +101,7 @@ def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
         executor = create(s.entry, s.executor_id, s)
         task = s.task
         own = task.inputs if isinstance(task.inputs, dict) else {}
-        paths = _secret_paths(executor)
+        paths = _secret_paths(s, executor)
         if s.deps or paths:
             inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
             inputs, held = split_secrets(inputs, paths)  # stored as "***", real values in memory
@@ -128,25 +127,29 @@ def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
     return True
 
 
-_class_paths: "weakref.WeakKeyDictionary[type, frozenset[Any]]" = weakref.WeakKeyDictionary()
-
-
-def _secret_paths(executor: Any) -> frozenset[Any]:
-    """``secret_paths(executor)``, remembered per class when a class-level pydantic model declares them."""
+def _class_facts(s: TaskState, executor: Any) -> tuple[frozenset[Any] | None, str]:
+    """What the run knows of the executor's class: its secret paths (None when they depend on the instance)
+    and its code fingerprint, found once per class and run."""
     cls = type(executor)
-    paths = _class_paths.get(cls)
-    if paths is None:
-        paths = secret_paths(executor)
+    facts = s.run.class_facts.get(cls)
+    if facts is None:
         model = getattr(cls, "inputs_schema", None)
-        if isinstance(model, type) and hasattr(model, "model_fields") \
-                and "inputs_schema" not in getattr(executor, "__dict__", ()):
-            _class_paths[cls] = paths
-    return paths
+        fixed = (isinstance(model, type) and hasattr(model, "model_fields")
+                 and "inputs_schema" not in getattr(executor, "__dict__", ()))
+        facts = s.run.class_facts[cls] = (secret_paths(executor) if fixed else None, fingerprint(cls))
+    return facts
+
+
+def _secret_paths(s: TaskState, executor: Any) -> frozenset[Any]:
+    """``secret_paths(executor)``, remembered per class when a class-level pydantic model declares them."""
+    paths = _class_facts(s, executor)[0]
+    return secret_paths(executor) if paths is None else paths
 
 
 def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Outcome | None]:
     """The task's cache key, and the cached outcome when the run's cache index has one."""
-    key = cache_key(s.executor_id, fingerprint(type(executor), s.policy.cache_version), inputs)
+    code, version = _class_facts(s, executor)[1], s.policy.cache_version
+    key = cache_key(s.executor_id, code if version is None else f"{code}:{version}", inputs)
     found = (s.run.cache_index or {}).get(key)
     if found is None:
         return key, None
