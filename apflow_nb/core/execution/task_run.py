@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,7 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.secrets import forget as forget_secrets, keep as keep_secrets, reveal as reveal_secrets
 from apflow_nb.core.secrets import secret_paths, split as split_secrets
 from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
-from apflow_nb.core.storage.json_text import Encoded
+from apflow_nb.core.storage.json_text import Encoded, loads
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
@@ -156,7 +155,7 @@ def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Ou
     result, source = found
     s.cached_from = source
     if type(result) is Encoded:  # as loaded from the store: decoded for this task, its text written as it is
-        value = json.loads(result)
+        value = loads(result)
         return key, Outcome(COMPLETED, value, text=None if value is None else result)
     return key, Outcome(COMPLETED, result)
 

@@ -35,6 +35,16 @@ if _c_make_encoder is not None:  # the C encoder built once (JSONEncoder.encode 
 else:  # pragma: no cover - CPython always has the C encoder
     _encode_fast = _encode
 _strict = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
+_scan = json.JSONDecoder().scan_once  # the C scanner json.loads ends in, without its Python layers
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)`` for text this package wrote (compact); any other text goes by ``json.loads``."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises the usual JSONDecodeError
+    return value if end == len(text) else json.loads(text)
 
 
 def strict(value: Any) -> tuple[str | None, str | None]:
