@@ -123,7 +123,7 @@ def _plan(manager: Any, root: TaskTreeNode) -> TreeRun:
     for t in tasks:
         s = TaskState(t, run, normalize_dependencies(t.dependencies, where="task dependencies"))
         states[s.id] = s
-    check_dependencies({tid: [d["id"] for d in s.deps] for tid, s in states.items()},
+    check_dependencies({tid: [d["id"] for d in s.deps] if s.deps else () for tid, s in states.items()},
                        {tid: s.key for tid, s in states.items()})
     for s in states.values():
         for dep in s.deps:
