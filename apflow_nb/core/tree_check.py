@@ -19,7 +19,7 @@ def check_unique(ids: Iterable[str], *, where: str = "the tree") -> None:
         seen.add(task_id)
 
 
-def check_dependencies(deps_by_id: Mapping[str, list[str]], names: Mapping[str, str] | None = None) -> None:
+def check_dependencies(deps_by_id: Mapping[str, "list[str] | tuple[str, ...]"], names: Mapping[str, str] | None = None) -> None:
     """Every dependency must be a task of the graph, and the graph must have no cycle."""
     names = names or {}
     for task_id, deps in deps_by_id.items():
@@ -33,12 +33,12 @@ def check_dependencies(deps_by_id: Mapping[str, list[str]], names: Mapping[str, 
     find_cycle(deps_by_id)
 
 
-def find_cycle(deps_by_id: Mapping[str, list[str]]) -> None:
+def find_cycle(deps_by_id: Mapping[str, "list[str] | tuple[str, ...]"]) -> None:
     """Raise CircularDependencyError with the cycle's path, e.g. ``a -> b -> a``."""
     WHITE, GREY, BLACK = 0, 1, 2
     color = dict.fromkeys(deps_by_id, WHITE)
-    for start in deps_by_id:
-        if color[start] != WHITE:
+    for start, deps in deps_by_id.items():
+        if not deps or color[start] != WHITE:  # a task without dependencies is on no cycle
             continue
         path = [start]
         iters = [iter(deps_by_id[start])]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import copy
 import json
+import weakref
 from typing import Any
 
 from apflow_nb.core.errors import InputValidationError
 
 _validators: dict[str, Any] = {}
+_field_names: "weakref.WeakKeyDictionary[type, tuple[str, ...]]" = weakref.WeakKeyDictionary()  # per model class
 
 
 def _json_validator(schema: dict[str, Any]) -> Any:
@@ -93,11 +95,13 @@ def validate_model(model: type, inputs: dict[str, Any], *, owner: str) -> dict[s
 
     Keys the model does not declare (for example dependency results keyed by task id) are kept.
     """
-    from pydantic import ValidationError
-
     try:
         validated = model.model_validate(inputs or {})
-    except ValidationError as exc:
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
         lines = []
         for err in exc.errors():
             where = ".".join(["inputs", *map(str, err.get("loc", ()))])
@@ -106,6 +110,10 @@ def validate_model(model: type, inputs: dict[str, Any], *, owner: str) -> dict[s
             f"Invalid inputs for {owner}: " + "; ".join(lines)
             + ". Fix the task's inputs (or the dependency that provides them).") from None
     data = dict(inputs or {})
-    for name in type(validated).model_fields:
+    cls = type(validated)
+    names = _field_names.get(cls)
+    if names is None:
+        names = _field_names[cls] = tuple(cls.model_fields)
+    for name in names:
         data[name] = getattr(validated, name)
     return data

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from apflow_nb.core.interfaces.executable_task import ExecutableTask
+from apflow_nb.core.validation import validate_model
 
 
 class BaseTask(ExecutableTask):
@@ -22,8 +23,6 @@ class BaseTask(ExecutableTask):
         model = self.inputs_schema
         if model is None:
             return dict(inputs or {})
-        from apflow_nb.core.validation import validate_model
-
         return validate_model(model, inputs, owner=f"executor {self.id!r}")
 
     def input_field_names(self) -> list[str]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("apflow_nb.execution")
 
+HIT_INSTANT = 0.002  # seconds cache hits settled in a row may share one timestamp
 FINAL_EVENT = {COMPLETED: EventType.TASK_COMPLETED, FAILED: EventType.TASK_FAILED,
                CANCELLED: EventType.TASK_CANCELLED}
 
@@ -72,6 +73,7 @@ class Lifecycle:
         self.manager = manager
         self._now: Any = None  # one timestamp for every task a cascade ends (they end in the same instant)
         self._stamp: float | None = None  # the same instant in seconds, for their events
+        self._hit_instant: tuple[float, datetime] | None = None  # shared by cache hits settled one after another
 
     # -- changes and events ----------------------------------------------------------------
     def change(self, s: TaskState, status: str, values: dict[str, Any], kind: EventType,
@@ -99,7 +101,7 @@ class Lifecycle:
         listening = manager.events.wants(root_id)
         if not listening:
             if manager.event_log:  # nobody listens: the log row only, without an Event object
-                (writer or manager.writer).log_row(kind.value, task_id, root_id, name, status, progress,
+                (writer or manager.writer).log_row(kind._value_, task_id, root_id, name, status, progress,
                                                    self._stamp or time.time(),
                                                    data(False) if callable(data) else data or None)
             return
@@ -120,6 +122,7 @@ class Lifecycle:
     def start(self, s: TaskState, executor_id: str, owner: str) -> None:
         """The task is running now."""
         now = utcnow()
+        self._hit_instant = None  # a cache hit after this start ends after it
         self.change(s, IN_PROGRESS, {"status": IN_PROGRESS, "started_at": now, "updated_at": now, "progress": 0.0,
                                      "error": None, "result": None, "completed_at": None, "owner": owner},
                     EventType.TASK_STARTED, {"executor": executor_id})
@@ -141,7 +144,23 @@ class Lifecycle:
         scheduler.pump()
         return True
 
+    def finalize_hit(self, s: TaskState, outcome: Outcome) -> bool:
+        """``finalize`` for a cache hit: hits settled one after another, with nothing else starting or ending
+        between them, end in the same instant (for at most HIT_INSTANT seconds): one timestamp for the store."""
+        instant = self._hit_instant
+        stamp = time.time()
+        if instant is None or stamp - instant[0] > HIT_INSTANT:
+            instant = self._hit_instant = (stamp, datetime.fromtimestamp(stamp, timezone.utc))
+        before = self._stamp, self._now
+        self._stamp, self._now = instant
+        try:
+            return self.finalize(s, outcome)
+        finally:
+            self._stamp, self._now = before
+
     def _record_final(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None) -> None:
+        if s.cached_from is None:
+            self._hit_instant = None  # a cache hit after this ends after it
         now = self._now or utcnow()
         status, error = outcome.status, outcome.error
         values: dict[str, Any] = {"status": status, "result": outcome.result, "error": error,
@@ -158,7 +177,8 @@ class Lifecycle:
         self.change(s, status, values, FINAL_EVENT[status], data, outcome.text)
         inputs, result = s.task.inputs, outcome.result if status == COMPLETED else None
         if inputs or result is not None:  # the key catalog (history()'s stable columns): nothing to note else
-            self.manager.writer.observe_keys(s.executor_id or executor_id_of(s.task), inputs, result)
+            (s.run.writer or self.manager.writer).observe_keys(s.executor_id or executor_id_of(s.task), inputs,
+                                                               result)
 
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
         """End a task that never started (an upstream task failed, or it was cancelled while waiting)."""

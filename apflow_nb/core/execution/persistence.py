@@ -207,6 +207,8 @@ class StateWriter:
                 self._urgent.clear()
                 waiters, self._waiters = self._waiters, []
                 batch = self._take_locked()
+            if waiters:
+                self._batches.loop_waiting()
             try:
                 self._write_batch(batch)
             except Exception:  # pragma: no cover - _write_batch handles its own errors

@@ -58,7 +58,7 @@ class TaskState:
         self.policy: Any = None
         self.attempts = 0
         self.cached_from: str | None = None
-        self.prepared: tuple[Any, ...] | None = None  # (executor, inputs, validated, cache key) of a cache miss
+        self.prepared: tuple[Any, ...] | None = None  # (executor, inputs, validated, cache key, inputs changed) of a miss
         self.wakeup: asyncio.Future[None] | None = None  # resolved to end a wait for the next attempt
 
     def is_cancel_requested(self) -> bool:
@@ -81,6 +81,7 @@ class TreeRun:
         self.started_at = time.time()
         self.storages: list[Any] = []
         self.cache_index: dict[str, Any] | None = None  # key -> (result, task id) of the run's executors
+        self.class_facts: dict[type, Any] = {}  # executor class -> what cache look-ups need of it (task_run)
         self.pre_hooks: list[Any] = []  # hooks and the writer are taken when the run starts
         self.post_hooks: list[Any] = []
         self.writer: Any = None
@@ -126,7 +127,7 @@ def _plan(manager: Any, root: TaskTreeNode) -> TreeRun:
         deps = t.dependencies
         s = TaskState(t, run, normalize_dependencies(deps, where="task dependencies") if deps else NO_DEPS)
         states[s.id] = s
-    check_dependencies({tid: [d["id"] for d in s.deps] for tid, s in states.items()},
+    check_dependencies({tid: [d["id"] for d in s.deps] if s.deps else () for tid, s in states.items()},
                        {tid: s.key for tid, s in states.items()})
     for s in states.values():
         for dep in s.deps:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from apflow_nb.core.events import EventBus, EventType, default_bus
@@ -28,7 +29,7 @@ from apflow_nb.core.execution.lifecycle import Lifecycle, apply_values
 from apflow_nb.core.execution.plan import ACTIVE, TreeRun, describe, plan_run
 from apflow_nb.core.execution.runner import as_runner, resume
 from apflow_nb.core.execution.scheduler import Scheduler
-from apflow_nb.core.gc_pause import heap_held
+from apflow_nb.core.gc_pause import gc_paused, heap_held
 from apflow_nb.core.execution.task_run import resolve, run_task, settle_from_cache
 from apflow_nb.core.policy import PLAIN, Policy
 from apflow_nb.core.policy import resolve as resolve_policy
@@ -132,8 +133,10 @@ class TaskManager:
         a TreeAlreadyRunningError naming it.
         """
         task_tree = _as_node(task_tree)
-        run = plan_run(self, task_tree)
-        with heap_held(len(run.states) >= HOLD_HEAP_AT):
+        with ExitStack() as held:
+            with gc_paused():  # what planning allocated is held with the heap, not collected at once
+                run = plan_run(self, task_tree)
+                held.enter_context(heap_held(len(run.states) >= HOLD_HEAP_AT))
             return await self._run_planned(run, task_tree)
 
     async def _run_planned(self, run: TreeRun, task_tree: TaskTreeNode) -> TaskTreeNode:
@@ -273,7 +276,7 @@ class TaskManager:
                     await self.lifecycle.save_to_storages(s)
         for s in run.states.values():
             if s.status == PENDING:
-                s.waiting = sum(1 for d in s.deps if run.states[d["id"]].status != COMPLETED)
+                s.waiting = sum(1 for d in s.deps if run.states[d["id"]].status != COMPLETED) if s.deps else 0
                 if s.waiting == 0:
                     self.scheduler.enqueue(s)
         self.scheduler.pump()

@@ -25,6 +25,7 @@ from apflow_nb.core.extensions.types import ExtensionCategory
 from apflow_nb.core.secrets import forget as forget_secrets, keep as keep_secrets, reveal as reveal_secrets
 from apflow_nb.core.secrets import secret_paths, split as split_secrets
 from apflow_nb.core.storage.cache_keys import cache_key, fingerprint
+from apflow_nb.core.storage.json_text import Encoded, loads
 from apflow_nb.core.storage.task_fields import json_problem
 from apflow_nb.core.types import COMPLETED, FINAL_STATUSES, executor_id_of
 
@@ -54,9 +55,10 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
         key = None
         try:
             if s.prepared is not None:  # a cache miss found when the task started: its inputs are ready
-                executor, inputs, validated, key = s.prepared
+                executor, inputs, validated, key, changed = s.prepared
                 s.prepared = None
-                s.run.writer.mark(s.id, {"inputs": inputs})
+                if changed:
+                    s.run.writer.mark(s.id, {"inputs": inputs})
             else:
                 executor = create(entry, executor_id, s)
                 inputs = await prepare_inputs(manager, s, executor)
@@ -98,32 +100,63 @@ def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
         executor = create(s.entry, s.executor_id, s)
         task = s.task
         own = task.inputs if isinstance(task.inputs, dict) else {}
-        inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
-        inputs, held = split_secrets(inputs, secret_paths(executor))  # stored as "***", real values in memory
-        keep_secrets(task.id, held)
-        validated = executor.validate_inputs(reveal_secrets(task, inputs, executor))
+        paths = _secret_paths(s, executor)
+        if s.deps or paths:
+            inputs = merge_dependency_results(own, s.deps, s.run.results, manager.declared_fields.of(executor))
+            inputs, held = split_secrets(inputs, paths)  # stored as "***", real values in memory
+            keep_secrets(task.id, held)
+            validated = executor.validate_inputs(reveal_secrets(task, inputs, executor))
+        else:  # nothing merged or hidden: the stored inputs are what the executor gets (as run_task does)
+            inputs = own
+            validated = executor.validate_inputs(own)
     except Exception:  # the normal path reports it properly
         return False
-    apply_values(s.task, {"inputs": inputs})
+    changed = inputs is not task.inputs  # else the stored inputs stand: nothing to write
+    if changed:
+        apply_values(task, {"inputs": inputs})
     key, hit = lookup(s, executor, validated)
     if hit is None:
-        s.prepared = (executor, inputs, validated, key)
+        s.prepared = (executor, inputs, validated, key, changed)
         return False
-    s.run.writer.mark(s.id, {"inputs": inputs})
-    manager.lifecycle.finalize(s, hit)
+    if changed:
+        s.run.writer.mark(s.id, {"inputs": inputs})
+    manager.lifecycle.finalize_hit(s, hit)
     if s.run.post_hooks or s.run.storages:
         manager.lifecycle.after_unstarted(s)
     return True
 
 
+def _class_facts(s: TaskState, executor: Any) -> tuple[frozenset[Any] | None, str]:
+    """What the run knows of the executor's class: its secret paths (None when they depend on the instance)
+    and its code fingerprint, found once per class and run."""
+    cls = type(executor)
+    facts = s.run.class_facts.get(cls)
+    if facts is None:
+        model = getattr(cls, "inputs_schema", None)
+        fixed = (isinstance(model, type) and hasattr(model, "model_fields")
+                 and "inputs_schema" not in getattr(executor, "__dict__", ()))
+        facts = s.run.class_facts[cls] = (secret_paths(executor) if fixed else None, fingerprint(cls))
+    return facts
+
+
+def _secret_paths(s: TaskState, executor: Any) -> frozenset[Any]:
+    """``secret_paths(executor)``, remembered per class when a class-level pydantic model declares them."""
+    paths = _class_facts(s, executor)[0]
+    return secret_paths(executor) if paths is None else paths
+
+
 def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Outcome | None]:
     """The task's cache key, and the cached outcome when the run's cache index has one."""
-    key = cache_key(s.executor_id, fingerprint(type(executor), s.policy.cache_version), inputs)
+    code, version = _class_facts(s, executor)[1], s.policy.cache_version
+    key = cache_key(s.executor_id, code if version is None else f"{code}:{version}", inputs)
     found = (s.run.cache_index or {}).get(key)
     if found is None:
         return key, None
     result, source = found
     s.cached_from = source
+    if type(result) is Encoded:  # as loaded from the store: decoded for this task, its text written as it is
+        value = loads(result)
+        return key, Outcome(COMPLETED, value, text=None if value is None else result)
     return key, Outcome(COMPLETED, result)
 
 

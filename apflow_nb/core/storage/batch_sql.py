@@ -113,6 +113,11 @@ class BatchWriter:
         self.json_rows = self.dialect.name == "sqlite" and _sqlite_has_json_arrows(self.dialect)
         self._json_until = 0.0  # json_each statements until then (the loop was seen busy)
 
+    def loop_waiting(self) -> None:
+        """The event loop waits for this batch (a drain): it does not compete for the GIL, so ``executemany``
+        (less work for SQLite) is back until a chunk sees the loop busy again."""
+        self._json_until = 0.0
+
     def _convert(self, column: Any) -> Convert:
         if isinstance(column.type, JSON):
             return _json

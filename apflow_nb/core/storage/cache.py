@@ -11,23 +11,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from sqlalchemy import Engine, and_, delete, or_, select
+from sqlalchemy import Engine, Text, and_, cast, delete, or_, select
 
 from apflow_nb.core.storage.cache_keys import SOURCE_ATTRIBUTE, cache_key, code_of, fingerprint  # noqa: F401
+from apflow_nb.core.storage.json_text import Encoded
 from apflow_nb.core.storage.sqlalchemy.models import cache_table, utcnow
 
 
 def load_index(engine: Engine, executor_ids: Iterable[str]) -> dict[str, tuple[Any, str | None]]:
-    """Every live entry of these executors: ``key -> (result, task id)`` (one query; results decoded)."""
+    """Every live entry of these executors: ``key -> (result, task id)`` (one query). Results stay JSON text
+    (``Encoded``; None for none): a hit decodes its own, and its text is written back as it is."""
     ids = sorted(set(executor_ids))
     if not ids:
         return {}
     now = utcnow()
     c = cache_table.c
     with engine.connect() as conn:
-        rows = conn.execute(select(c.key, c.result, c.task_id)
+        rows = conn.execute(select(c.key, cast(c.result, Text), c.task_id)
                             .where(and_(c.executor_id.in_(ids), or_(c.expires_at.is_(None), c.expires_at > now))))
-        return {key: (result, task_id) for key, result, task_id in rows}
+        return {key: (None if text is None else Encoded(text), task_id) for key, text, task_id in rows}
 
 
 def entry_row(key: str, executor_id: str, code: str, result: Any, task_id: str, ttl: float | None) -> dict[str, Any]:

@@ -63,7 +63,20 @@ def _canonical(value: Any) -> Any:
     return repr(value)
 
 
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # what json.dumps(sort_keys=True, ...) builds per call, built once (no cycle check)
+    _c_canonical = _c_make_encoder(None, _canonical, json.encoder.encode_basestring, None, ":", ",", True, False,
+                                   True)
+
+    def canonical_json(inputs: dict[str, Any]) -> str:
+        """The canonical JSON text of a dict of inputs (sorted keys, compact, non-ASCII kept)."""
+        return "".join(_c_canonical(inputs, 0))
+else:  # pragma: no cover - CPython always has the C encoder
+    def canonical_json(inputs: dict[str, Any]) -> str:
+        """The canonical JSON text of a dict of inputs (sorted keys, compact, non-ASCII kept)."""
+        return json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=_canonical, ensure_ascii=False)
+
+
 def cache_key(executor_id: str, code: str, inputs: dict[str, Any]) -> str:
     """The key of one call: executor id, code fingerprint and the canonical JSON of the inputs, hashed."""
-    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=_canonical, ensure_ascii=False)
-    return hashlib.sha256(f"{executor_id}\x1f{code}\x1f{text}".encode("utf-8", "replace")).hexdigest()
+    return hashlib.sha256(f"{executor_id}\x1f{code}\x1f{canonical_json(inputs)}".encode("utf-8", "replace")).hexdigest()
