@@ -85,6 +85,7 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
         if s.status not in FINAL_STATUSES:
             manager.lifecycle.finalize(s, failure("internal error: the task ended without an outcome",
                                                   "InternalError"))
+        s.executor = s.context = None  # the executor, its queue and checker are not needed once the task ended
 
 
 def resolve(task: Any) -> tuple[RegistryEntry | None, str]:
