@@ -11,7 +11,6 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
-from apflow_nb.core.gc_pause import gc_paused
 from apflow_nb.core.storage.task_fields import normalize_dependencies
 from apflow_nb.core.tree_check import check_dependencies, check_unique
 from apflow_nb.core.types import COMPLETED, PENDING, TaskTreeNode
@@ -81,7 +80,7 @@ class TreeRun:
         self.started_at = time.time()
         self.storages: list[Any] = []
         self.cache_index: dict[str, Any] | None = None  # key -> (result, task id) of the run's executors
-        self.class_facts: dict[type, Any] = {}  # executor class -> what cache look-ups need of it (task_run)
+        self.class_facts: dict[type, Any] = {}  # executor class -> its secret paths, when fixed (task_run)
         self.pre_hooks: list[Any] = []  # hooks and the writer are taken when the run starts
         self.post_hooks: list[Any] = []
         self.writer: Any = None
@@ -107,13 +106,9 @@ class TreeRun:
 def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
     """Check the tree and plan its run; raises a named error (nothing written) when it cannot run.
 
-    Completed tasks keep their results; every other task, and whatever depends on it, runs again.
+    Completed tasks keep their results; every other task, and whatever depends on it, runs again. Call it with
+    the collector paused (``gc_paused``): a large plan allocates an object or two per task.
     """
-    with gc_paused():
-        return _plan(manager, root)
-
-
-def _plan(manager: Any, root: TaskTreeNode) -> TreeRun:
     tasks = [n.task for n in root.walk()]
     check_unique((t.id for t in tasks), where=f"the tree of {root.task.id!r}")
     for t in tasks:

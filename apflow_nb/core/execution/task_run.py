@@ -127,29 +127,25 @@ def settle_from_cache(manager: "TaskManager", s: TaskState) -> bool:
     return True
 
 
-def _class_facts(s: TaskState, executor: Any) -> tuple[frozenset[Any] | None, str]:
-    """What the run knows of the executor's class: its secret paths (None when they depend on the instance)
-    and its code fingerprint, found once per class and run."""
+def _secret_paths(s: TaskState, executor: Any) -> frozenset[Any]:
+    """``secret_paths(executor)``, remembered per class and run when a class-level pydantic model declares them
+    (None is remembered when they depend on the instance)."""
     cls = type(executor)
-    facts = s.run.class_facts.get(cls)
-    if facts is None:
+    paths = s.run.class_facts.get(cls, _UNSEEN)
+    if paths is _UNSEEN:
         model = getattr(cls, "inputs_schema", None)
         fixed = (isinstance(model, type) and hasattr(model, "model_fields")
                  and "inputs_schema" not in getattr(executor, "__dict__", ()))
-        facts = s.run.class_facts[cls] = (secret_paths(executor) if fixed else None, fingerprint(cls))
-    return facts
-
-
-def _secret_paths(s: TaskState, executor: Any) -> frozenset[Any]:
-    """``secret_paths(executor)``, remembered per class when a class-level pydantic model declares them."""
-    paths = _class_facts(s, executor)[0]
+        paths = s.run.class_facts[cls] = secret_paths(executor) if fixed else None
     return secret_paths(executor) if paths is None else paths
+
+
+_UNSEEN = object()
 
 
 def lookup(s: TaskState, executor: Any, inputs: dict[str, Any]) -> tuple[str, Outcome | None]:
     """The task's cache key, and the cached outcome when the run's cache index has one."""
-    code, version = _class_facts(s, executor)[1], s.policy.cache_version
-    key = cache_key(s.executor_id, code if version is None else f"{code}:{version}", inputs)
+    key = cache_key(s.executor_id, fingerprint(type(executor), s.policy.cache_version), inputs)
     found = (s.run.cache_index or {}).get(key)
     if found is None:
         return key, None

@@ -15,7 +15,6 @@ type) goes by ``executemany``.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from datetime import datetime, timezone
@@ -26,12 +25,12 @@ from sqlalchemy import JSON, Text, bindparam, cast, insert, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from apflow_nb.core.storage.json_text import dumps
+from apflow_nb.core.storage.json_text import compact_encoder, dumps
 from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime, utcnow
 
 Convert = Callable[[Any], Any]
 CHUNK = 2000  # rows per json_each statement
-_rows_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_rows_json = compact_encoder(ensure_ascii=False)
 
 
 def _identity(value: Any) -> Any:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import textwrap
 import weakref
 from typing import Any
+
+from apflow_nb.core.storage.json_text import compact_encoder
 
 SOURCE_ATTRIBUTE = "__apflow_source__"  # what %%executor sets to the cell's source
 _fingerprints: "weakref.WeakKeyDictionary[type, str]" = weakref.WeakKeyDictionary()
@@ -63,18 +64,8 @@ def _canonical(value: Any) -> Any:
     return repr(value)
 
 
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _c_make_encoder is not None:  # what json.dumps(sort_keys=True, ...) builds per call, built once (no cycle check)
-    _c_canonical = _c_make_encoder(None, _canonical, json.encoder.encode_basestring, None, ":", ",", True, False,
-                                   True)
-
-    def canonical_json(inputs: dict[str, Any]) -> str:
-        """The canonical JSON text of a dict of inputs (sorted keys, compact, non-ASCII kept)."""
-        return "".join(_c_canonical(inputs, 0))
-else:  # pragma: no cover - CPython always has the C encoder
-    def canonical_json(inputs: dict[str, Any]) -> str:
-        """The canonical JSON text of a dict of inputs (sorted keys, compact, non-ASCII kept)."""
-        return json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=_canonical, ensure_ascii=False)
+canonical_json = compact_encoder(default=_canonical, ensure_ascii=False, sort_keys=True, allow_nan=True)
+"""The canonical JSON text of a dict of inputs (sorted keys, compact, non-ASCII kept), as ``json.dumps`` would."""
 
 
 def cache_key(executor_id: str, code: str, inputs: dict[str, Any]) -> str:

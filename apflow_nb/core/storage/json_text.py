@@ -15,7 +15,7 @@ import threading
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 
 _encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
@@ -25,32 +25,33 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-if _c_make_encoder is not None:  # the C encoder built once (JSONEncoder.encode builds one per call)
-    _c_encode = _c_make_encoder(None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",", False, False,
-                                False)
+def compact_encoder(*, default: Callable[[Any], Any] = _refuse, ensure_ascii: bool = True, sort_keys: bool = False,
+                    allow_nan: bool = False, markers: dict[int, Any] | None = None) -> Callable[[Any], str]:
+    """A compact JSON encoder, its C encoder built once (``JSONEncoder.encode`` builds one per call).
 
-    def _encode_fast(value: Any) -> str:
-        if isinstance(value, str):
-            return json.encoder.encode_basestring_ascii(value)
-        return "".join(_c_encode(value, 0))
-else:  # pragma: no cover - CPython always has the C encoder
-    _encode_fast = _encode
-_strict_slow = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
-_local = threading.local()  # one C encoder per thread: its circular-reference markers are its own
+    ``markers``: a dict to detect cycles in (None: no check; a cycle ends in RecursionError). One encoder with
+    markers must not be shared between threads, and its markers are left behind by an encoding that failed.
+    """
+    if _c_make_encoder is None:  # pragma: no cover - CPython always has the C encoder
+        return json.JSONEncoder(ensure_ascii=ensure_ascii, check_circular=markers is not None, allow_nan=allow_nan,
+                                sort_keys=sort_keys, separators=(",", ":"), default=default).encode
+    strings = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+    encode = _c_make_encoder(markers, default, strings, None, ":", ",", sort_keys, False, allow_nan)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode_fast = compact_encoder()
+_local = threading.local()  # one strict encoder per thread: its circular-reference markers are its own
 
 
 def _strict(value: Any) -> str:
-    """JSON text with non-ASCII kept, NaN refused and cycles named (``JSONEncoder.encode`` without building
-    a new C encoder per call)."""
-    if _c_make_encoder is None or isinstance(value, str):  # pragma: no cover - CPython has the C encoder
-        return _strict_slow(value)
+    """JSON text with non-ASCII kept, NaN refused and cycles named."""
     pair = getattr(_local, "strict", None)
     if pair is None:
         markers: dict[int, Any] = {}
-        pair = _local.strict = (markers, _c_make_encoder(markers, _refuse, json.encoder.encode_basestring, None,
-                                                         ":", ",", False, False, False))
+        pair = _local.strict = (markers, compact_encoder(ensure_ascii=False, markers=markers))
     try:
-        return "".join(pair[1](value, 0))
+        return pair[1](value)
     except BaseException:
         pair[0].clear()  # an encoding that failed half way leaves its markers behind
         raise
