@@ -128,6 +128,28 @@ def test_duckdb_store_errors_are_clear(tmp_path):
         dispose_stores()
 
 
+
+def test_a_duckdb_file_is_not_taken_as_a_store_to_run_in(tmp_path):
+    """DuckDB files are read (history), never written: creating a session on one is a named error before any
+    table is created, an original store in it stays as it was, and the process goes on with a SQLite store."""
+    from apflow_nb.core.storage.urls import StoreURLError
+
+    path = tmp_path / "original.duckdb"
+    build_original_store(path, leave_wal=False)
+    with pytest.raises(StoreURLError, match="DuckDB file.*only in SQLite or PostgreSQL"):
+        create_session(f"duckdb:///{path}")
+    with pytest.raises(StoreURLError, match="DuckDB file"):
+        create_session(f"duckdb:///{tmp_path / 'new.duckdb'}")
+    try:
+        conn = duckdb.connect(str(path), read_only=True)
+        assert [r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()] == [
+            "apflow_tasks"]
+        conn.close()
+        assert len(apflow_nb.history(f"duckdb:///{path}")) == len(ORIGINAL_ROWS)
+    finally:
+        dispose_stores()
+    assert create_session(f"sqlite:///{tmp_path / 'tasks.db'}").get_bind().dialect.name == "sqlite"
+
 WRITER = textwrap.dedent('''
     import asyncio, sys, time
     from apflow_nb import ExecutableTask, TaskManager, TaskTreeNode, create_session, executor_register

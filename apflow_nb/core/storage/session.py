@@ -319,6 +319,11 @@ def create_session(url: str | None = None, **engine_kwargs: Any) -> Session:
     notebooks keep their values without a round trip per attribute.
     """
     engine = get_engine(url, **engine_kwargs)
+    if engine.dialect.name == "duckdb":  # before any table is created in it
+        raise StoreURLError(
+            f"{mask_url(engine.url)!r} is a DuckDB file: apflow_nb reads the original project's DuckDB stores "
+            f"(history('duckdb:///path')) but runs and stores tasks only in SQLite or PostgreSQL. Use "
+            f"create_session('sqlite:///path/to/tasks.db') or create_session('postgresql://user:password@host/db').")
     ensure_schema(engine)
     return Session(bind=engine, expire_on_commit=False)
 
