@@ -122,6 +122,14 @@ def test_event_times_are_stored_as_the_datetime_they_stand_for():
     expected = [datetime.fromtimestamp(v, timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
                 for v in values]
     assert [_sqlite_time(v) for v in values] == expected
+    from datetime import timedelta
+
+    moments = [datetime(1, 1, 1, tzinfo=timezone.utc), datetime(2026, 12, 3, 18, 0, 0, 0, timezone.utc),
+               datetime(9999, 12, 31, 23, 59, 59, 999999, timezone.utc), datetime(2026, 1, 2, 3, 4, 5, 6),
+               datetime(2026, 1, 2, 3, 4, 5, 6, timezone(timedelta(hours=-5, minutes=-30)))]
+    assert [_sqlite_time(m) for m in moments] == [
+        "0001-01-01 00:00:00.000000", "2026-12-03 18:00:00.000000", "9999-12-31 23:59:59.999999",
+        "2026-01-02 03:04:05.000006", "2026-01-02 08:34:05.000006"]  # naive datetimes are UTC already
 
 
 def test_the_strict_json_check_names_cycles_and_forgets_a_failed_value():
@@ -155,3 +163,37 @@ def test_the_strict_json_check_names_cycles_and_forgets_a_failed_value():
     for t in threads:
         t.join()
     assert problems == []
+
+
+def test_upserts_replace_rows_through_both_write_paths(store_url):
+    """Cache entries go in by upsert: one ``json_each`` statement per chunk on SQLite while the loop is busy,
+    ``executemany`` otherwise (PostgreSQL: always). Both insert new keys and replace existing ones, and the
+    writer's tag on a row is not taken for a column."""
+    from sqlalchemy import select
+
+    from apflow_nb.core.storage.batch_sql import BatchWriter
+    from apflow_nb.core.storage.cache import entry_row
+    from apflow_nb.core.storage.json_text import Encoded
+    from apflow_nb.core.storage.sqlalchemy.models import cache_table
+
+    engine = create_session(store_url).get_bind()
+    writer = BatchWriter(engine, cache_table)
+
+    def rows(prefix: str, n: int, value: int) -> list[dict]:
+        out = [entry_row(f"{prefix}{i}", "ex", "f" * 32, Encoded(f'{{"v":{value},"i":{i}}}'), f"t{i}", None)
+               for i in range(n)]
+        for row in out:
+            row["_upsert"] = (cache_table, "key")
+        return out
+
+    for busy in (True, False):
+        writer._json_until = 1e18 if busy else 0.0  # as after the writer saw the loop busy, or idle
+        for value in (1, 2):  # the second round replaces every row of the first
+            with engine.begin() as conn:
+                writer.upsert_rows(conn, cache_table, rows(f"{busy}-", 100, value), "key")
+    with engine.connect() as conn:
+        stored = {k: (r, t) for k, r, t in conn.execute(
+            select(cache_table.c.key, cache_table.c.result, cache_table.c.task_id))}
+    for busy in (True, False):
+        assert {k: v for k, v in stored.items() if k.startswith(f"{busy}-")} == {
+            f"{busy}-{i}": ({"v": 2, "i": i}, f"t{i}") for i in range(100)}

@@ -175,7 +175,8 @@ class Lifecycle:
             values["cached_from"] = s.cached_from
             data = dict(data or (), cached=True, cached_from=s.cached_from)
         self.change(s, status, values, FINAL_EVENT[status], data, outcome.text)
-        inputs, result = s.task.inputs, outcome.result if status == COMPLETED else None
+        # a cache hit's result is the stored result of a task of the same executor and store: its keys are noted
+        inputs, result = s.task.inputs, outcome.result if status == COMPLETED and s.cached_from is None else None
         if inputs or result is not None:  # the key catalog (history()'s stable columns): nothing to note else
             (s.run.writer or self.manager.writer).observe_keys(s.executor_id or executor_id_of(s.task), inputs,
                                                                result)

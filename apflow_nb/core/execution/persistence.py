@@ -227,8 +227,10 @@ class StateWriter:
             events.extend(self._progress_events.values())
             self._progress_events = {}
             events.sort(key=lambda r: r["timestamp"])
-        if self._upserts:  # rows of other tables ride along with the events, tagged by their table
-            events.extend(dict(row, _upsert=(table, key)) for (table, key, _), row in self._upserts.items())
+        if self._upserts:  # rows of other tables ride along with the events, tagged (in place) by their table
+            for (table, key, _), row in self._upserts.items():
+                row["_upsert"] = (table, key)
+                events.append(row)
             self._upserts = {}
         if self._keys:  # so do new key catalog rows
             events.extend(dict(row, _catalog=True) for row in self._keys)
@@ -311,8 +313,7 @@ class StateWriter:
         others: dict[tuple[Any, str], list[dict[str, Any]]] = {}
         for e in events:
             if "_upsert" in e:
-                row = dict(e)
-                others.setdefault(row.pop("_upsert"), []).append(row)
+                others.setdefault(e["_upsert"], []).append(e)
         for (table, key), rows in others.items():
             self._batches.upsert_rows(conn, table, rows, key)
 

@@ -283,8 +283,10 @@ async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, input
         from apflow_nb.core.storage.cache import cache_table, entry_row
 
         code = fingerprint(type(s.executor), s.policy.cache_version)
-        run.writer.upsert(cache_table, entry_row(key, s.executor_id, code, outcome.result, s.id,
-                                                 s.policy.cache_ttl), "key")
+        stored = outcome.result  # the task row's JSON text, when there is one, is not encoded again
+        if outcome.text is not None and stored is not None:
+            stored = Encoded(outcome.text)
+        run.writer.upsert(cache_table, entry_row(key, s.executor_id, code, stored, s.id, s.policy.cache_ttl), "key")
         if run.cache_index is not None:
             run.cache_index[key] = (outcome.result, s.id)
     if manager.lifecycle.finalize(s, outcome):

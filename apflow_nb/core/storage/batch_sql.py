@@ -62,9 +62,9 @@ def _sqlite_text(value: datetime | float) -> str:
     if type(value) is float:  # seconds since the epoch (event timestamps)
         return _epoch_text(value)
     if value.tzinfo is not None:
-        if value.tzinfo is not timezone.utc:
-            value = value.astimezone(timezone.utc)
-        value = value.replace(tzinfo=None)
+        if value.tzinfo is timezone.utc:  # the engine's own timestamps: the text up to the "+00:00" offset
+            return value.isoformat(" ", "microseconds")[:26]
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value.isoformat(" ", "microseconds")
 
 
@@ -158,6 +158,17 @@ class BatchWriter:
             return f"INSERT INTO {name} ({columns}) SELECT {values} FROM json_each(?) AS j"
         return sql
 
+    def _json_upsert(self, table: Any, key: str) -> Callable[[list[str]], str]:
+        """``INSERT ... SELECT ... FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE``: rows in array order,
+        a later row with the same key replacing the earlier one (``WHERE true`` lets SQLite parse the upsert)."""
+        quote = self.dialect.identifier_preparer.quote
+        insert_sql = self._json_insert(table)
+
+        def sql(names: list[str]) -> str:
+            sets = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n != key)
+            return f"{insert_sql(names)} WHERE true ON CONFLICT ({quote(key)}) DO UPDATE SET {sets}"
+        return sql
+
     def update_rows(self, conn: Connection, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         """``UPDATE table SET <keys> WHERE id = :_task_id`` for every row (each has ``_task_id``).
 
@@ -201,30 +212,30 @@ class BatchWriter:
         self._run(conn, plan, rows, attrgetter if records else itemgetter)
 
     def upsert_rows(self, conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> None:
-        """Insert every row, replacing the row with the same ``key`` (all rows have the same columns)."""
-        keys = tuple(rows[0])
+        """Insert every row, replacing the row with the same ``key`` (all rows have the same columns; a
+        ``_upsert`` tag on them is not a column)."""
+        keys = tuple(k for k in rows[0] if k != "_upsert")
         plan = self._inserts.get((id(table), keys + ("|upsert",)))
         if plan is None:
-            cols = table.c
-            if self.fast:
-                if self.dialect.name == "sqlite":
-                    from sqlalchemy.dialects.sqlite import insert as dialect_insert
-                else:
-                    from sqlalchemy.dialects.postgresql import insert as dialect_insert
-                stmt = dialect_insert(table).values({k: self._bind(cols[k], k) for k in keys})
-                stmt = stmt.on_conflict_do_update(index_elements=[key],
-                                                  set_={k: stmt.excluded[k] for k in keys if k != key})
-                plan = self._compile(stmt, {k: cols[k] for k in keys})
-            else:
-                plan = ("generic", table, key)
-            self._inserts[(id(table), keys + ("|upsert",))] = plan
+            plan = self._inserts[(id(table), keys + ("|upsert",))] = self._upsert_plan(table, keys, key)
         if plan[0] == "generic":
             from sqlalchemy import delete
 
             conn.execute(delete(table).where(table.c[key].in_([r[key] for r in rows])))
-            conn.execute(insert(table), rows)
+            conn.execute(insert(table), [{k: r[k] for k in keys} for r in rows])
             return
         self._run(conn, plan, rows)
+
+    def _upsert_plan(self, table: Any, keys: tuple[str, ...], key: str) -> Any:
+        if not self.fast:
+            return ("generic", table, key)
+        if self.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        stmt = dialect_insert(table).values({k: self._bind(table.c[k], k) for k in keys})
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_={k: stmt.excluded[k] for k in keys if k != key})
+        return self._compile(stmt, {k: table.c[k] for k in keys}, self._json_upsert(table, key))
 
     def _run(self, conn: Connection, plan: Any, rows: list[Any], getter: Callable[..., Any] = itemgetter) -> None:
         """Execute ``plan`` for ``rows`` (dicts, or records read with ``getter=attrgetter``) in chunks."""
