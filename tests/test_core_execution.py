@@ -329,3 +329,20 @@ async def test_dependency_value_overrides_own_input_of_same_name(manager):
     b = tasks_by_key(node)["b"]
     await manager.distribute_task_tree(node)
     assert b.result == {"tag": "a++"}
+
+
+def test_cycles_are_found_whatever_order_the_tasks_are_listed_in():
+    """Trees whose dependencies all point to tasks listed earlier are checked with one look-up per dependency;
+    any other order (forward references, cycles) gets the full search, which names the cycle."""
+    import itertools
+
+    from apflow_nb.core.tree_check import find_cycle
+
+    acyclic = {"a": (), "b": ["a"], "c": ["a", "b"], "d": ["c"]}
+    cyclic = {"a": (), "b": ["a", "d"], "c": ["b"], "d": ["c"]}  # b -> d -> c -> b
+    for order in itertools.permutations("abcd"):
+        find_cycle({k: acyclic[k] for k in order})  # no error, in any order
+        with pytest.raises(CircularDependencyError) as info:
+            find_cycle({k: cyclic[k] for k in order})
+        assert set(info.value.cycle) == {"b", "c", "d"} and info.value.cycle[0] == info.value.cycle[-1]
+    find_cycle({"x": ["outside"], "y": ["x"]})  # a dependency outside the graph is on no cycle

@@ -130,13 +130,7 @@ def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
             if not upstream.dependents:
                 upstream.dependents = []  # most tasks have none: they share the empty tuple
             upstream.dependents.append((s, dep.get("required", True)))  # type: ignore[union-attr]
-    rerun: set[str] = set()
-    stack = [s for s in states.values() if s.status != COMPLETED]
-    while stack:
-        s = stack.pop()
-        if s.id not in rerun:
-            rerun.add(s.id)
-            stack.extend(d for d, _ in s.dependents)
+    rerun = _to_run(states)
     for tid, s in states.items():
         if tid in rerun:
             s.status = PENDING
@@ -145,6 +139,21 @@ def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
             run.results[tid] = s.task.result
     run.unfinished = len(rerun)
     return run
+
+
+def _to_run(states: dict[str, TaskState]) -> set[str] | dict[str, TaskState]:
+    """The ids of the tasks that run: every task not completed, and whatever depends on one (all of them, at
+    once, when no task is completed: a new tree)."""
+    stack = [s for s in states.values() if s.status != COMPLETED]
+    if len(stack) == len(states):
+        return states
+    rerun: set[str] = set()
+    while stack:
+        s = stack.pop()
+        if s.id not in rerun:
+            rerun.add(s.id)
+            stack.extend(d for d, _ in s.dependents)
+    return rerun
 
 
 def describe(run: TreeRun) -> list[dict[str, Any]]:
