@@ -62,7 +62,7 @@ async def run_task(manager: "TaskManager", s: TaskState) -> None:
             else:
                 executor = create(entry, executor_id, s)
                 inputs = await prepare_inputs(manager, s, executor)
-                validated = validate(executor, inputs, task)
+                validated = validate(executor, inputs, task, _secret_paths(s, executor))
                 if s.policy.cache:
                     key, hit = lookup(s, executor, validated)
                     if hit is not None:
@@ -201,11 +201,14 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     return inputs
 
 
-def validate(executor: Any, inputs: dict[str, Any], task: Any = None) -> dict[str, Any]:
+def validate(executor: Any, inputs: dict[str, Any], task: Any = None, paths: Any = None) -> dict[str, Any]:
     """The executor's schema check (defaults filled in) of the inputs with their secret values back in
-    (from memory or a resolver); a failure ends the task before execute."""
+    (from memory or a resolver); a failure ends the task before execute. ``paths``: the executor's secret
+    paths when known (none: nothing to put back)."""
     try:
-        return executor.validate_inputs(reveal_secrets(task, inputs, executor) if task is not None else inputs)
+        if task is None or (paths is not None and not paths):
+            return executor.validate_inputs(inputs)
+        return executor.validate_inputs(reveal_secrets(task, inputs, executor))
     except InputValidationError as exc:
         raise Stop(failure(str(exc), "InputValidationError")) from None
 
@@ -274,9 +277,9 @@ async def complete(manager: "TaskManager", s: TaskState, outcome: Outcome, input
 
     A completed result computed under a cache key is stored in the cache (never a failure).
     """
-    current = asyncio.current_task()
     run = s.run
-    if current is not None and (run.storages or run.post_hooks):
+    current = asyncio.current_task() if run.storages or run.post_hooks else None
+    if current is not None:
         run.side_tasks.add(current)  # added before the final state, so the run cannot end without it
         current.add_done_callback(run.side_tasks.discard)
     if key is not None and outcome.status == COMPLETED:

@@ -6,12 +6,12 @@ and the rows are converted here in one pass: JSON values to text (``json_text.du
 timestamps to the form SQLAlchemy itself stores (naive UTC text on SQLite, aware datetimes for
 psycopg). Other databases use SQLAlchemy's own path.
 
-On SQLite, while the event loop is busy (the writer thread was seen waiting for the GIL in the last
-half second), and for chunks of fewer than 64 rows, a chunk goes to the database as one statement with
-a multi-row ``VALUES`` list (``UPDATE ... FROM (VALUES ...)`` for updates): SQLite writes the whole
-chunk without the GIL, so the writer neither waits on the loop nor slows it (``executemany`` takes the
-GIL back for every row, each time after up to a switch interval). The values are bound as
-``executemany`` binds them. An idle loop gets ``executemany``, which costs a little less.
+On SQLite each chunk goes to the database as one statement with a multi-row ``VALUES`` list
+(``UPDATE ... FROM (VALUES ...)`` for updates), its values bound as ``executemany`` binds them: SQLite
+writes the whole chunk without the GIL, so the writer neither waits on a busy loop nor slows it
+(``executemany`` takes the GIL back for every row, each time after up to a switch interval while the
+loop runs Python). Only a batch the loop waits for (a drain: nothing competes for the GIL) and that
+has 64 rows or more goes by ``executemany``, which costs a little less.
 """
 from __future__ import annotations
 
@@ -42,8 +42,9 @@ def _json(value: Any) -> Any:
     return None if value is None else dumps(value)  # text encoded earlier (json_text.Encoded) passes as it is
 
 
-_last_time: tuple[Any, Any] = (None, None)  # the last datetime converted and its text (rows share timestamps);
-# one tuple, replaced whole, so writer threads of several stores never pair one value with another's text
+_last_time: tuple[Any, ...] = (None, None, None, None)  # the last two datetimes converted and their texts (a
+# task row's completed_at and updated_at are one object, with started_at between them in column order); one
+# tuple, replaced whole, so writer threads of several stores never pair one value with another's text
 
 
 def _sqlite_time(value: datetime | float | None) -> str | None:
@@ -54,8 +55,10 @@ def _sqlite_time(value: datetime | float | None) -> str | None:
     last = _last_time
     if value is last[0]:
         return last[1]
+    if value is last[2]:
+        return last[3]
     text = _sqlite_text(value)
-    _last_time = (value, text)
+    _last_time = (value, text, last[0], last[1])
     return text
 
 
@@ -111,12 +114,7 @@ class BatchWriter:
         self._updates: dict[tuple[str, ...], tuple[str, list[str], list[Convert]] | Any] = {}
         self._inserts: dict[tuple[int, tuple[str, ...]], tuple[str, list[str], list[Convert]] | Any] = {}
         self.multi_rows = self.dialect.name == "sqlite" and _sqlite_updates_from(self.dialect)
-        self._multi_until = 0.0  # multi-row statements until then (the loop was seen busy)
-
-    def loop_waiting(self) -> None:
-        """The event loop waits for this batch (a drain): it does not compete for the GIL, so ``executemany``
-        (a little less work) is back until a chunk sees the loop busy again."""
-        self._multi_until = 0.0
+        self.idle = False  # True while nothing else wants the GIL (the loop waits for this batch): executemany
 
     def _convert(self, column: Any) -> Convert:
         if isinstance(column.type, JSON):
@@ -244,30 +242,22 @@ class BatchWriter:
         dbapi_error = self.dialect.loaded_dbapi.Error
         try:
             for start in range(0, len(rows), step):
-                wall, cpu = time.perf_counter(), time.thread_time()
                 params = []
                 for row in rows[start:start + step]:
                     values = list(get(row))
                     for i, conv in convert:
                         values[i] = conv(values[i])
                     params.append(values if shape is None else shape(values))
-                if multi is not None and (len(params) < 64 or wall < self._multi_until):
+                if multi is not None and (len(params) < 64 or not self.idle):
                     head, row_sql, tail = multi
                     cursor.execute(f"{head}{','.join([row_sql] * len(params))}{tail}",
                                    [value for values in params for value in values])
                 else:
                     cursor.executemany(sql, params)
-                if multi is not None and _waited(wall, cpu) > 0.003:  # the loop is busy: one statement a chunk
-                    self._multi_until = time.perf_counter() + 0.5
         except dbapi_error as exc:  # as SQLAlchemy's own errors (IntegrityError, OperationalError, ...)
             raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=self.dialect, ismulti=True) from exc
         finally:
             cursor.close()
-
-
-def _waited(wall: float, cpu: float) -> float:
-    """Seconds this thread spent off the CPU since ``wall``/``cpu`` (waiting for the GIL, mostly)."""
-    return (time.perf_counter() - wall) - (time.thread_time() - cpu)
 
 
 def _placeholders(n: int) -> str:
