@@ -166,7 +166,7 @@ def test_the_strict_json_check_names_cycles_and_forgets_a_failed_value():
 
 
 def test_upserts_replace_rows_through_both_write_paths(store_url):
-    """Cache entries go in by upsert: one multi-row ``VALUES`` statement per chunk on SQLite unless the loop waits,
+    """Cache entries go in by upsert: one ``json_each`` statement per chunk on SQLite while the loop is busy,
     ``executemany`` otherwise (PostgreSQL: always). Both insert new keys and replace existing ones, and the
     writer's tag on a row is not taken for a column."""
     from sqlalchemy import select
@@ -187,7 +187,7 @@ def test_upserts_replace_rows_through_both_write_paths(store_url):
         return out
 
     for busy in (True, False):
-        writer.idle = not busy  # the loop runs Python, or it waits for this batch
+        writer._json_until = 1e18 if busy else 0.0  # as after the writer saw the loop busy, or idle
         for value in (1, 2):  # the second round replaces every row of the first
             with engine.begin() as conn:
                 writer.upsert_rows(conn, cache_table, rows(f"{busy}-", 100, value), "key")

@@ -64,7 +64,6 @@ class StateWriter:
         self._thread: threading.Thread | None = None
         self._handle: asyncio.TimerHandle | None = None  # the loop's timer, when not threaded
         self._batches = BatchWriter(self.engine, table)
-        self._batches.idle = not self.threaded  # in-memory stores are written on the loop's own thread
         self.flushes = self.rows_written = self.events_written = self.failures = self.rows_dropped = 0
 
     # -- buffering (any thread) ---------------------------------------------------------------
@@ -208,7 +207,8 @@ class StateWriter:
                 self._urgent.clear()
                 waiters, self._waiters = self._waiters, []
                 batch = self._take_locked()
-            self._batches.idle = bool(waiters)  # someone (the loop, mostly) waits for this batch: no GIL contest
+            if waiters:
+                self._batches.loop_waiting()
             try:
                 self._write_batch(batch)
             except Exception:  # pragma: no cover - _write_batch handles its own errors

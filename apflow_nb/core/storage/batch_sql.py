@@ -6,12 +6,12 @@ and the rows are converted here in one pass: JSON values to text (``json_text.du
 timestamps to the form SQLAlchemy itself stores (naive UTC text on SQLite, aware datetimes for
 psycopg). Other databases use SQLAlchemy's own path.
 
-On SQLite each chunk goes to the database as one statement with a multi-row ``VALUES`` list
-(``UPDATE ... FROM (VALUES ...)`` for updates), its values bound as ``executemany`` binds them: SQLite
-writes the whole chunk without the GIL, so the writer neither waits on a busy loop nor slows it
-(``executemany`` takes the GIL back for every row, each time after up to a switch interval while the
-loop runs Python). Only a batch the loop waits for (a drain: nothing competes for the GIL) and that
-has 64 rows or more goes by ``executemany``, which costs a little less.
+On SQLite, while the event loop is busy (the writer thread was seen waiting for the GIL in the last
+half second), each chunk goes to the database as one JSON array read back by ``json_each`` in a single
+statement: SQLite writes it without the GIL, so the writer neither waits on the loop nor slows it
+(``executemany`` takes the GIL back for every row, each time after up to a switch interval). An
+idle loop gets ``executemany``, which costs SQLite less. A chunk JSON cannot hold (NaN, an unknown
+type) goes by ``executemany``.
 """
 from __future__ import annotations
 
@@ -25,13 +25,12 @@ from sqlalchemy import JSON, Text, bindparam, cast, insert, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from apflow_nb.core.storage.json_text import dumps
+from apflow_nb.core.storage.json_text import compact_encoder, dumps
 from apflow_nb.core.storage.sqlalchemy.models import UTCDateTime, utcnow
 
 Convert = Callable[[Any], Any]
-CHUNK = 2000  # rows per statement (fewer when a VALUES statement would bind more than MAX_BOUND values)
-MAX_BOUND = 32_766  # values one SQLite statement may bind (SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32)
-Multi = tuple[str, str, str]  # a multi-row statement: head, one row's placeholders, tail
+CHUNK = 2000  # rows per json_each statement
+_rows_json = compact_encoder(ensure_ascii=False)
 
 
 def _identity(value: Any) -> Any:
@@ -113,8 +112,13 @@ class BatchWriter:
         self.fast = self.dialect.name in ("sqlite", "postgresql")
         self._updates: dict[tuple[str, ...], tuple[str, list[str], list[Convert]] | Any] = {}
         self._inserts: dict[tuple[int, tuple[str, ...]], tuple[str, list[str], list[Convert]] | Any] = {}
-        self.multi_rows = self.dialect.name == "sqlite" and _sqlite_updates_from(self.dialect)
-        self.idle = False  # True while nothing else wants the GIL (the loop waits for this batch): executemany
+        self.json_rows = self.dialect.name == "sqlite" and _sqlite_has_json_arrows(self.dialect)
+        self._json_until = 0.0  # json_each statements until then (the loop was seen busy)
+
+    def loop_waiting(self) -> None:
+        """The event loop waits for this batch (a drain): it does not compete for the GIL, so ``executemany``
+        (less work for SQLite) is back until a chunk sees the loop busy again."""
+        self._json_until = 0.0
 
     def _convert(self, column: Any) -> Convert:
         if isinstance(column.type, JSON):
@@ -128,36 +132,44 @@ class BatchWriter:
             return cast(bindparam(name, type_=Text), column.type)
         return bindparam(name)
 
-    def _compile(self, stmt: Any, columns: dict[str, Any], multi: Callable[[list[str]], Multi] | None = None
-                 ) -> tuple[str, list[str], list[Convert], Multi | None]:
+    def _compile(self, stmt: Any, columns: dict[str, Any], json_sql: Callable[[list[str]], str] | None = None
+                 ) -> tuple[str, list[str], list[Convert], str | None]:
         compiled = stmt.compile(dialect=self.dialect)
         names = list(compiled.positiontup) if self.dialect.positional else list(compiled.binds)
-        many = multi(names) if multi is not None and self.multi_rows else None
+        many = json_sql(names) if json_sql is not None and self.json_rows else None
         return compiled.string, names, [self._convert(columns[n]) for n in names], many
 
-    def _multi_update(self, keys: tuple[str, ...]) -> Callable[[list[str]], Multi]:
-        """``UPDATE ... FROM (VALUES (...), ...) AS v WHERE id = v.columnN``: each row's values in ``names`` order."""
+    def _json_update(self, keys: tuple[str, ...]) -> Callable[[list[str]], str]:
+        """``UPDATE ... FROM json_each(?)``: each array element is one row's values in ``names`` order."""
         quote = self.dialect.identifier_preparer.quote
         table = self.dialect.identifier_preparer.format_table(self.table)
 
-        def sql(names: list[str]) -> Multi:
-            sets = ", ".join(f"{quote(k)} = v.column{names.index(k) + 1}" for k in keys)
-            return (f"UPDATE {table} SET {sets} FROM (VALUES ", _placeholders(len(names)),
-                    f") AS v WHERE {table}.{quote('id')} = v.column{names.index('_task_id') + 1}")
+        def sql(names: list[str]) -> str:
+            sets = ", ".join(f"{quote(k)} = j.value ->> {names.index(k)}" for k in keys)
+            return (f"UPDATE {table} SET {sets} FROM json_each(?) AS j "
+                    f"WHERE {table}.{quote('id')} = j.value ->> {names.index('_task_id')}")
         return sql
 
-    def _multi_insert(self, table: Any, key: str | None = None) -> Callable[[list[str]], Multi]:
-        """``INSERT ... VALUES (...), (...)``: rows go in in order; with ``key``, a row replaces the one with the
-        same key (``ON CONFLICT (key) DO UPDATE``)."""
+    def _json_insert(self, table: Any) -> Callable[[list[str]], str]:
+        """``INSERT ... SELECT ... FROM json_each(?)``: rows go in in array order."""
         quote = self.dialect.identifier_preparer.quote
         name = self.dialect.identifier_preparer.format_table(table)
 
-        def sql(names: list[str]) -> Multi:
-            head = f"INSERT INTO {name} ({', '.join(quote(n) for n in names)}) VALUES "
-            if key is None:
-                return head, _placeholders(len(names)), ""
+        def sql(names: list[str]) -> str:
+            columns = ", ".join(quote(n) for n in names)
+            values = ", ".join(f"j.value ->> {i}" for i in range(len(names)))
+            return f"INSERT INTO {name} ({columns}) SELECT {values} FROM json_each(?) AS j"
+        return sql
+
+    def _json_upsert(self, table: Any, key: str) -> Callable[[list[str]], str]:
+        """``INSERT ... SELECT ... FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE``: rows in array order,
+        a later row with the same key replacing the earlier one (``WHERE true`` lets SQLite parse the upsert)."""
+        quote = self.dialect.identifier_preparer.quote
+        insert_sql = self._json_insert(table)
+
+        def sql(names: list[str]) -> str:
             sets = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in names if n != key)
-            return head, _placeholders(len(names)), f" ON CONFLICT ({quote(key)}) DO UPDATE SET {sets}"
+            return f"{insert_sql(names)} WHERE true ON CONFLICT ({quote(key)}) DO UPDATE SET {sets}"
         return sql
 
     def update_rows(self, conn: Connection, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -178,7 +190,7 @@ class BatchWriter:
                 stmt = update(self.table).where(cols.id == bindparam("_task_id")).values(
                     {k: self._bind(cols[k], k) for k in keys})
                 plan = self._compile(stmt, {**{k: cols[k] for k in keys}, "_task_id": cols.id},
-                                     self._multi_update(keys))
+                                     self._json_update(keys))
             else:
                 plan = (update(self.table).where(cols.id == bindparam("_task_id"))
                         .values({k: bindparam(k, type_=cols[k].type) for k in keys}))
@@ -194,7 +206,7 @@ class BatchWriter:
             cols = table.c
             if self.fast:
                 stmt = insert(table).values({k: self._bind(cols[k], k) for k in keys})
-                plan = self._compile(stmt, {k: cols[k] for k in keys}, self._multi_insert(table))
+                plan = self._compile(stmt, {k: cols[k] for k in keys}, self._json_insert(table))
             else:
                 plan = insert(table)
             self._inserts[(id(table), keys)] = plan
@@ -226,45 +238,56 @@ class BatchWriter:
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         stmt = dialect_insert(table).values({k: self._bind(table.c[k], k) for k in keys})
         stmt = stmt.on_conflict_do_update(index_elements=[key], set_={k: stmt.excluded[k] for k in keys if k != key})
-        return self._compile(stmt, {k: table.c[k] for k in keys}, self._multi_insert(table, key))
+        return self._compile(stmt, {k: table.c[k] for k in keys}, self._json_upsert(table, key))
 
     def _run(self, conn: Connection, plan: Any, rows: list[Any], getter: Callable[..., Any] = itemgetter) -> None:
         """Execute ``plan`` for ``rows`` (dicts, or records read with ``getter=attrgetter``) in chunks."""
         if not isinstance(plan, tuple):
             conn.execute(plan, rows)
             return
-        sql, names, converters, multi = plan
+        sql, names, converters, json_sql = plan
         get = getter(*names) if len(names) > 1 else (lambda row, one=getter(names[0]): (one(row),))
         convert = [(i, conv) for i, conv in enumerate(converters) if conv is not _identity]
         shape = None if self.dialect.positional else (lambda values: dict(zip(names, values)))
-        step = CHUNK if multi is None else max(1, min(CHUNK, MAX_BOUND // len(names)))
         cursor = conn.connection.cursor()  # the driver's own statements, inside this connection's transaction
         dbapi_error = self.dialect.loaded_dbapi.Error
         try:
-            for start in range(0, len(rows), step):
+            for start in range(0, len(rows), CHUNK):
+                wall, cpu = time.perf_counter(), time.thread_time()
                 params = []
-                for row in rows[start:start + step]:
+                for row in rows[start:start + CHUNK]:
                     values = list(get(row))
                     for i, conv in convert:
                         values[i] = conv(values[i])
                     params.append(values if shape is None else shape(values))
-                if multi is not None and (len(params) < 64 or not self.idle):
-                    head, row_sql, tail = multi
-                    cursor.execute(f"{head}{','.join([row_sql] * len(params))}{tail}",
-                                   [value for values in params for value in values])
+                if json_sql is not None and (len(params) < 64 or wall < self._json_until):
+                    _execute_json(cursor, json_sql, sql, params)
                 else:
                     cursor.executemany(sql, params)
+                if json_sql is not None and _waited(wall, cpu) > 0.003:  # the loop is busy: json_each a while
+                    self._json_until = time.perf_counter() + 0.5
         except dbapi_error as exc:  # as SQLAlchemy's own errors (IntegrityError, OperationalError, ...)
             raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=self.dialect, ismulti=True) from exc
         finally:
             cursor.close()
 
 
-def _placeholders(n: int) -> str:
-    return f"({', '.join('?' * n)})"
+def _waited(wall: float, cpu: float) -> float:
+    """Seconds this thread spent off the CPU since ``wall``/``cpu`` (waiting for the GIL, mostly)."""
+    return (time.perf_counter() - wall) - (time.thread_time() - cpu)
 
 
-def _sqlite_updates_from(dialect: Any) -> bool:
-    """SQLite 3.33 or newer (``UPDATE ... FROM``); older versions write with ``executemany``."""
+def _execute_json(cursor: Any, json_sql: str, sql: str, chunk: list[list[Any]]) -> None:
+    """One statement for the chunk, or ``executemany`` when JSON cannot hold one of its values."""
+    try:
+        text = _rows_json(chunk)
+    except (TypeError, ValueError, RecursionError):
+        cursor.executemany(sql, chunk)
+        return
+    cursor.execute(json_sql, (text,))
+
+
+def _sqlite_has_json_arrows(dialect: Any) -> bool:
+    """SQLite 3.38 or newer (the ``->>`` operator); older versions write with ``executemany``."""
     version = getattr(dialect.loaded_dbapi, "sqlite_version_info", (0,))
-    return tuple(version) >= (3, 33, 0)
+    return tuple(version) >= (3, 38, 0)
