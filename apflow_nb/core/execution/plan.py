@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, AbstractSet, Any, Sequence
 
 from apflow_nb.core.errors import TreeAlreadyRunningError
 from apflow_nb.core.storage.task_fields import normalize_dependencies
@@ -141,12 +141,12 @@ def plan_run(manager: Any, root: TaskTreeNode) -> TreeRun:
     return run
 
 
-def _to_run(states: dict[str, TaskState]) -> set[str] | dict[str, TaskState]:
+def _to_run(states: dict[str, TaskState]) -> AbstractSet[str]:
     """The ids of the tasks that run: every task not completed, and whatever depends on one (all of them, at
     once, when no task is completed: a new tree)."""
     stack = [s for s in states.values() if s.status != COMPLETED]
     if len(stack) == len(states):
-        return states
+        return states.keys()
     rerun: set[str] = set()
     while stack:
         s = stack.pop()

@@ -201,14 +201,11 @@ async def prepare_inputs(manager: "TaskManager", s: TaskState, executor: Any) ->
     return inputs
 
 
-def validate(executor: Any, inputs: dict[str, Any], task: Any = None, paths: Any = None) -> dict[str, Any]:
-    """The executor's schema check (defaults filled in) of the inputs with their secret values back in
-    (from memory or a resolver); a failure ends the task before execute. ``paths``: the executor's secret
-    paths when known (none: nothing to put back)."""
+def validate(executor: Any, inputs: dict[str, Any], task: Any, paths: frozenset[Any]) -> dict[str, Any]:
+    """The executor's schema check (defaults filled in) of the inputs with the values at its secret ``paths``
+    back in (from memory or a resolver); a failure ends the task before execute."""
     try:
-        if task is None or (paths is not None and not paths):
-            return executor.validate_inputs(inputs)
-        return executor.validate_inputs(reveal_secrets(task, inputs, executor))
+        return executor.validate_inputs(reveal_secrets(task, inputs, executor) if paths else inputs)
     except InputValidationError as exc:
         raise Stop(failure(str(exc), "InputValidationError")) from None
 
