@@ -155,6 +155,35 @@ def test_wide_levels_are_decided_over_all_keys_seen():
                                                        "shape": "leaf"}]
 
 
+def test_known_flat_keys_are_skipped_but_every_new_path_is_still_recorded(tmp_path):
+    """A dict whose keys are all known leaves is checked at once; anything else is walked: a key that now holds a
+    dict, an empty dict, a new key, a wider dict (the same after the catalog is loaded from the store)."""
+    def paths(rows):
+        return sorted((r["kind"], r["path"], r["shape"]) for r in rows)
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    create_session(url).close()
+    first = KeyCatalog()
+    assert paths(first.observe("ex", {"a": 1, "b": 2}, {"r": 1})) == [
+        ("inputs", '["a"]', "leaf"), ("inputs", '["b"]', "leaf"), ("result", '["r"]', "leaf")]
+    with get_engine(url).begin() as conn:
+        first.write(conn, first.observe("other", {"z": 1}, None))  # loads the (empty) store, then writes
+        first.write(conn, [{"executor": "ex", "kind": k, "path": p, "shape": sh}
+                           for k, p, sh in [("inputs", '["a"]', "leaf"), ("inputs", '["b"]', "leaf"),
+                                            ("result", '["r"]', "leaf")]])
+    loaded = KeyCatalog()
+    with get_engine(url).connect() as conn:
+        loaded.load(conn)
+    for catalog in (first, loaded):
+        assert catalog.observe("ex", {"b": 3, "a": "x"}, {"r": [1]}) == []  # known leaves, any scalar or list
+        assert catalog.observe("ex", {"a": 1}, None) == []
+        assert paths(catalog.observe("ex", {"a": {"deep": 1}, "b": 2}, None)) == [("inputs", '["a","deep"]', "leaf")]
+        assert catalog.observe("ex", {"a": {"deep": 2}}, None) == []
+        assert paths(catalog.observe("ex", None, {"r": {}})) == []  # an empty dict is a leaf: "r" is one already
+        assert paths(catalog.observe("ex", {"a": 1, "b": 2, "c": 3}, None)) == [("inputs", '["c"]', "leaf")]
+        assert paths(catalog.observe("ex", None, {"r": 1, "s": {}})) == [("result", '["s"]', "leaf")]
+
+
 def test_two_processes_recording_the_same_keys_at_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     create_session(url).close()

@@ -51,10 +51,11 @@ def decode_path(text: str) -> tuple[str, ...]:
 class _Level:
     """One dict level of one executor's inputs or result: the keys seen under it."""
 
-    __slots__ = ("children", "leaf", "wide", "widest")
+    __slots__ = ("children", "leaf", "leaves", "wide", "widest")
 
     def __init__(self) -> None:
         self.children: dict[str, _Level] = {}
+        self.leaves: set[str] = set()  # the children's keys that are leaves: a dict of known scalars is checked at once
         self.leaf = False
         self.wide = False
         self.widest = 0
@@ -83,11 +84,14 @@ class KeyCatalog:
                 if root is None:
                     root = self._roots[(executor_id, kind)] = _Level()
                 if type(value) is dict:
+                    if root.wide or (len(value) <= root.widest and value.keys() <= root.leaves
+                                     and dict not in map(type, value.values())):
+                        continue  # known keys holding values that are not dicts (most tasks): nothing new
                     self._walk(executor_id, kind, value, root, (), rows)
                 elif not root.leaf:  # a result that is not a dict: the column "result" itself
                     root.leaf = True
                     rows.append(_row(executor_id, kind, (), LEAF))
-        return [r for r in rows if len(r["path"]) <= MAX_PATH]
+        return [r for r in rows if len(r["path"]) <= MAX_PATH] if rows else rows
 
     def _walk(self, executor: str, kind: str, value: dict, level: _Level, path: tuple[str, ...],
               rows: list[dict[str, str]]) -> None:
@@ -109,6 +113,7 @@ class KeyCatalog:
                 self._walk(executor, kind, item, child, path + (key,), rows)
             elif not child.leaf:
                 child.leaf = True
+                level.leaves.add(key)
                 rows.append(_row(executor, kind, path + (key,), LEAF))
 
     def load(self, connection: Connection) -> None:
@@ -125,13 +130,16 @@ class KeyCatalog:
                                            key_catalog.c.shape)).all()
         with self._lock:
             for executor, kind, path, shape in stored:
-                level = self._roots.setdefault((executor, kind), _Level())
-                for key in decode_path(path):
-                    level = level.children.setdefault(key, _Level())
+                level = parent = self._roots.setdefault((executor, kind), _Level())
+                keys = decode_path(path)
+                for key in keys:
+                    parent, level = level, level.children.setdefault(key, _Level())
                 if shape == WIDE:
                     level.wide = True
                 else:
                     level.leaf = True
+                    if keys:
+                        parent.leaves.add(keys[-1])
             for root in self._roots.values():
                 _assume_widest(root)
             self.loaded = True
