@@ -98,3 +98,62 @@ async def test_hits_settled_in_a_row_end_in_order_with_what_starts_and_ends_arou
     assert rows["gated"]["event"]["timestamp"] >= rows["gate"]["event"]["timestamp"]
     assert rows["after"]["started_at"] >= max(h["completed_at"] for h in hits)
     assert loads(rows["gated"]["inputs"]) == {"kind": "text"}  # merged from the dependency, stored as run
+
+
+async def test_buffered_hits_are_stored_as_plain_changes_would_be_in_order_even_row_by_row(manager, db_url):
+    """The writer keeps a hit as a tuple and writes hits set-based: a change buffered before a hit, a change after
+    it, log rows around it, and a batch the database refuses (written row by row) all end as plain changes would."""
+    from apflow_nb.core.clock import utcnow
+
+    node = await manager.task_repository.create_task_tree_from_array(
+        [{"id": "root", "name": "shaped"}] + [{"id": t, "name": "shaped", "parent_id": "root"}
+                                              for t in ("a", "b", "c", "bad")])
+    writer = manager.writer
+    assert writer.takes_hits
+    for refuse in (False, True):
+        engine = create_session(db_url).get_bind()
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER IF EXISTS refuse_bad"))
+            if refuse:  # the database itself refuses any change of one row: the batch goes row by row
+                conn.execute(text("CREATE TRIGGER refuse_bad BEFORE UPDATE ON apflow_tasks WHEN NEW.id = 'bad' "
+                                  "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+        now, stamp = utcnow(), 1_767_000_000.25 + 100 * refuse
+        writer.log_row("tree_started", "root", "root", "root", "in_progress", 0.0, stamp - 1, None)
+        writer.mark("a", {"progress": 0.5, "inputs": {"k": refuse}})  # buffered before its hit: joins it
+        writer.record_hit("a", '{"x": [1, "é"]}', "src-a", now, ("a", "root", "shaped", stamp, "src-a"))
+        writer.record_hit("b", None, "src-b", now, None)  # a null result, no log row
+        writer.record_hit("c", "[1]", "src-c", now, ("c", "root", "shaped", stamp, "src-c"))
+        writer.mark("c", {"error": f"later {refuse}"})  # a change after a hit wins
+        writer.mark("bad", {"progress": 0.25 + 0.5 * refuse})  # refused: dropped, the others still written
+        writer.log_row("tree_finished", "root", "root", "root", "completed", 1.0, stamp + 1, {"n": 3})
+        assert await writer.drain(10)
+        db = create_session(db_url)
+        got = {r["id"]: dict(r) for r in db.execute(text(
+            "select id, status, inputs, result, error, progress, attempts, cached_from, completed_at, updated_at "
+            "from apflow_tasks")).mappings()}
+        log = db.execute(text("select event_type, task_id, status, progress, payload, timestamp from "
+                              "apflow_task_events where timestamp >= :t order by id"),
+                         {"t": datetime_text(stamp - 1)}).all()
+        db.close()
+        instant = now.isoformat(" ", "microseconds")[:26]
+        for tid, result, source in (("a", {"x": [1, "é"]}, "src-a"), ("b", None, "src-b"), ("c", [1], "src-c")):
+            row = got[tid]
+            assert (row["status"], loads(row["result"]), row["progress"], row["attempts"], row["cached_from"]) == (
+                "completed", result, 1.0, 0, source)
+            assert row["completed_at"] == row["updated_at"] == instant
+        assert loads(got["a"]["inputs"]) == {"k": refuse} and got["a"]["error"] is None
+        assert got["c"]["error"] == f"later {refuse}"
+        assert got["bad"]["progress"] == 0.25
+        assert [(e[0], e[1]) for e in log] == [("tree_started", "root"), ("task_completed", "a"),
+                                               ("task_completed", "c"), ("tree_finished", "root")]
+        assert [loads(e[4]) for e in log[1:3]] == [{"cached": True, "cached_from": "src-a"},
+                                                    {"cached": True, "cached_from": "src-c"}]
+        assert all(e[2] == "completed" and e[3] == 1.0 for e in log[1:3]) and log[1][5] == datetime_text(stamp)
+    assert node.task.id == "root"
+
+
+def datetime_text(stamp: float) -> str:
+    """An event timestamp as SQLite holds it (naive UTC text with microseconds)."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")

@@ -163,6 +163,13 @@ class Lifecycle:
             self._hit_instant = None  # a cache hit after this ends after it
         now = self._now or utcnow()
         status, error = outcome.status, outcome.error
+        writer = s.run.writer or self.manager.writer
+        if (s.cached_from is not None and not s.attempts and (outcome.text is not None or outcome.result is None)
+                and writer.takes_hits):
+            self._record_hit(s, outcome, now, writer)
+            if s.task.inputs:
+                writer.observe_keys(s.executor_id or executor_id_of(s.task), s.task.inputs, None)
+            return
         values: dict[str, Any] = {"status": status, "result": outcome.result, "error": error,
                                   "completed_at": now, "updated_at": now}
         if status == COMPLETED:
@@ -180,6 +187,21 @@ class Lifecycle:
         if inputs or result is not None:  # the key catalog (history()'s stable columns): nothing to note else
             (s.run.writer or self.manager.writer).observe_keys(s.executor_id or executor_id_of(s.task), inputs,
                                                                result)
+
+    def _record_hit(self, s: TaskState, outcome: Outcome, now: datetime, writer: Any) -> None:
+        """A cache hit's final state, as ``change`` records a completed one, but buffered as a tuple the writer
+        stores set-based (a hit is the task's last change in its run)."""
+        s.status, s.progress = COMPLETED, 1.0
+        source = s.cached_from
+        apply_values(s.task, {"status": COMPLETED, "result": outcome.result, "error": None, "completed_at": now,
+                              "updated_at": now, "progress": 1.0, "attempts": s.attempts, "cached_from": source})
+        manager, root_id = self.manager, s.run.root_id
+        stamp = self._stamp or time.time()
+        writer.record_hit(s.id, outcome.text, source, now,
+                          (s.id, root_id, s.name, stamp, source) if manager.event_log else None)
+        if manager.events.wants(root_id):
+            manager.events.publish(Event(EventType.TASK_COMPLETED, s.id, root_id, COMPLETED, 1.0,
+                                         data={"cached": True, "cached_from": source}, name=s.name, timestamp=stamp))
 
     def finish_unstarted(self, s: TaskState, outcome: Outcome, data: dict[str, Any] | None = None) -> None:
         """End a task that never started (an upstream task failed, or it was cancelled while waiting)."""

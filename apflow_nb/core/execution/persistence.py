@@ -16,20 +16,22 @@ import asyncio
 import logging
 import threading
 import time
+from itertools import groupby
 from typing import Any, Callable
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from apflow_nb.core.storage.batch_sql import BatchWriter
+from apflow_nb.core.storage.hit_rows import HIT, hit_event_row, hit_values
 from apflow_nb.core.storage.json_text import short_repr
+from apflow_nb.core.storage.row_repair import repaired, state_only
 from apflow_nb.core.storage.key_catalog import CATALOG_COLUMNS, catalog_for
 from apflow_nb.core.storage.sqlalchemy.models import task_events
 
 logger = logging.getLogger("apflow_nb.persistence")
 
 IDLE_EXIT = 2.0  # seconds without work after which a writer thread ends (it restarts on demand)
-STATE_COLUMNS = ("status", "error", "progress", "started_at", "completed_at", "updated_at", "owner", "root_id")
 Problem = Callable[[str, "str | None"], None]  # (message, task id): a row was repaired or dropped
 
 
@@ -103,6 +105,31 @@ class StateWriter:
                 self._progress_events[task_id] = row
             else:
                 self._events.append(row)
+            if self._dirty:
+                return
+            self._dirty = True
+        self._wake()
+
+    @property
+    def takes_hits(self) -> bool:
+        """``record_hit`` may be used (else a hit goes through ``mark`` and ``log_row`` like any final state)."""
+        return self._batches.takes_hits
+
+    def record_hit(self, task_id: str, text: str | None, cached_from: str, instant: Any,
+                   event: tuple[str, str | None, str | None, float, str] | None) -> None:
+        """A cache hit's final state (its result's JSON ``text``, the task it came from, when) and, when given,
+        its ``task_completed`` log row (task id, root id, name, timestamp, cached_from): written set-based.
+
+        It must be the task's last change in its run (``mark`` after it still wins, as values)."""
+        hit = (task_id, text, cached_from, instant)
+        with self._lock:
+            row = self._pending.get(task_id)
+            if row is None:
+                self._pending[task_id] = {"_hit": hit}
+            else:  # earlier changes of the task wait in the buffer: the hit joins them as plain values
+                row.update(hit_values(hit))
+            if event is not None:
+                self._events.append({"_hit": event, "timestamp": event[3]})
             if self._dirty:
                 return
             self._dirty = True
@@ -259,6 +286,8 @@ class StateWriter:
             return
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for task_id, values in pending.items():  # the buffer's own dicts: tagged in place, not copied
+            if "_hit" in values and len(values) > 1:  # a change after a hit (not the engine's): values, in order
+                values = {**hit_values(values.pop("_hit")), **values}
             keys = tuple(sorted(values))
             values["_task_id"] = task_id
             groups.setdefault(keys, []).append(values)
@@ -303,13 +332,19 @@ class StateWriter:
     def _execute(self, conn: Any, groups: dict[tuple[str, ...], list[dict[str, Any]]],
                  events: list[dict[str, Any]]) -> None:
         for keys, rows in groups.items():
-            self._batches.update_rows(conn, keys, rows)
+            if keys == HIT:
+                self._batches.hit_rows(conn, rows)
+            else:
+                self._batches.update_rows(conn, keys, rows)
         if events and "_catalog" in events[-1]:  # new key catalog rows come last (see _take_locked)
             self.catalog.write(conn, [{k: e[k] for k in CATALOG_COLUMNS} for e in events if "_catalog" in e])
             events = [e for e in events if "_catalog" not in e]
         logged = [e for e in events if "_upsert" not in e]
-        if logged:
-            self._batches.insert_rows(conn, task_events, logged)
+        for hits, rows in groupby(logged, key=lambda e: "_hit" in e):  # in the order they happened
+            if hits:
+                self._batches.hit_events(conn, task_events, list(rows))
+            else:
+                self._batches.insert_rows(conn, task_events, list(rows))
         others: dict[tuple[Any, str], list[dict[str, Any]]] = {}
         for e in events:
             if "_upsert" in e:
@@ -322,8 +357,12 @@ class StateWriter:
         """A batch was refused: write each row alone, repairing or dropping only the ones that fail."""
         for keys, rows in groups.items():
             for row in rows:
+                if keys == HIT:
+                    row = dict(hit_values(row["_hit"]), _task_id=row["_task_id"])
                 self._write_one(row, ({tuple(sorted(k for k in row if k != "_task_id")): [row]}, []))
         for event in events:
+            if "_hit" in event:
+                event = hit_event_row(event["_hit"])
             self._write_one(event, ({}, [event]))
 
     def _write_one(self, row: dict[str, Any], batch: tuple[dict[tuple[str, ...], list[dict[str, Any]]],
@@ -331,7 +370,7 @@ class StateWriter:
         is_event = "_task_id" not in row
         task_id = row.get("task_id") if is_event else row["_task_id"]
         last: BaseException | None = None
-        for attempt, repair in enumerate((None, _repaired, _state_only)):
+        for attempt, repair in enumerate((None, repaired, state_only)):
             if repair is not None:
                 row = repair(row, is_event)
                 batch = ({}, [row]) if is_event else ({tuple(sorted(k for k in row if k != "_task_id")): [row]}, [])
@@ -356,25 +395,3 @@ class StateWriter:
                 self.on_problem(message, task_id)
             except Exception:  # pragma: no cover - never let reporting break writing
                 logger.exception("apflow_nb: reporting a store problem failed")
-
-
-def _repaired(row: dict[str, Any], is_event: bool) -> dict[str, Any]:
-    """The row with JSON values replaced by a note and strings made safe for any database."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, (dict, list)):
-            value = {"unstorable": short_repr(value)}
-        elif isinstance(value, str):
-            value = value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
-        out[key] = value
-    return out
-
-
-def _state_only(row: dict[str, Any], is_event: bool) -> dict[str, Any]:
-    """An event row without its payload, or a task row with only its state columns."""
-    if is_event:
-        return dict(row, payload=None, name=None)
-    kept = {k: v for k, v in _repaired(row, is_event).items() if k in STATE_COLUMNS or k == "_task_id"}
-    if "error" in kept and kept["error"] is not None:
-        kept["error"] = kept["error"][:10_000]
-    return kept

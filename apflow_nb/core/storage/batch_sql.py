@@ -240,6 +240,49 @@ class BatchWriter:
         stmt = stmt.on_conflict_do_update(index_elements=[key], set_={k: stmt.excluded[k] for k in keys if k != key})
         return self._compile(stmt, {k: table.c[k] for k in keys}, self._json_upsert(table, key))
 
+    @property
+    def takes_hits(self) -> bool:
+        """Cache hits can be written set-based here (SQLite with ``->>``, a task table with ``cached_from``)."""
+        return self.json_rows and {"cached_from", "attempts"} <= set(self.table.c.keys())
+
+    def hit_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Cache hits' final rows, ``{"_hit": (task id, result JSON text, cached_from, instant)}``: one UPDATE per
+        chunk whose constant columns (completed, no error, progress 1, no attempt made) are in the statement, so the writer
+        encodes four values a row and SQLite does the rest without the GIL."""
+        quote = self.dialect.identifier_preparer.quote
+        table = self.dialect.identifier_preparer.format_table(self.table)
+        sql = (f"UPDATE {table} SET {quote('status')} = 'completed', {quote('result')} = j.value ->> 1, "
+               f"{quote('error')} = NULL, {quote('completed_at')} = j.value ->> 3, "
+               f"{quote('updated_at')} = j.value ->> 3, {quote('progress')} = 1.0, {quote('attempts')} = 0, "
+               f"{quote('cached_from')} = j.value ->> 2 FROM json_each(?) AS j WHERE {table}.{quote('id')} = "
+               f"j.value ->> 0")
+        self._run_json(conn, sql, [(task_id, text, source, _sqlite_time(instant))
+                                   for task_id, text, source, instant in (row["_hit"] for row in rows)])
+
+    def hit_events(self, conn: Connection, table: Any, events: list[dict[str, Any]]) -> None:
+        """Cache hits' ``task_completed`` log rows, ``{"_hit": (task id, root id, name, timestamp, cached_from)}``,
+        with the payload ``{"cached": true, "cached_from": ...}`` built by SQLite."""
+        quote = self.dialect.identifier_preparer.quote
+        name = self.dialect.identifier_preparer.format_table(table)
+        columns = ", ".join(quote(c) for c in ("event_type", "task_id", "root_id", "name", "status", "progress",
+                                               "timestamp", "payload"))
+        sql = (f"INSERT INTO {name} ({columns}) SELECT 'task_completed', j.value ->> 0, j.value ->> 1, "
+               f"j.value ->> 2, 'completed', 1.0, j.value ->> 3, json_object('cached', json('true'), "
+               f"'cached_from', j.value ->> 4) FROM json_each(?) AS j")
+        self._run_json(conn, sql, [(task_id, root_id, label, _sqlite_time(stamp), source)
+                                   for task_id, root_id, label, stamp, source in (e["_hit"] for e in events)])
+
+    def _run_json(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        cursor = conn.connection.cursor()
+        dbapi_error = self.dialect.loaded_dbapi.Error
+        try:
+            for start in range(0, len(rows), CHUNK):
+                cursor.execute(sql, (_rows_json(rows[start:start + CHUNK]),))
+        except dbapi_error as exc:
+            raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=self.dialect, ismulti=True) from exc
+        finally:
+            cursor.close()
+
     def _run(self, conn: Connection, plan: Any, rows: list[Any], getter: Callable[..., Any] = itemgetter) -> None:
         """Execute ``plan`` for ``rows`` (dicts, or records read with ``getter=attrgetter``) in chunks."""
         if not isinstance(plan, tuple):
