@@ -12,7 +12,9 @@ two events per task. Then times ``apflow_nb.history(url)`` and a few filtered qu
 process and prints a table: rows, columns, best wall-clock seconds of ``--repeat`` calls, CPU
 seconds of that call, rows/s, and memory (peak RSS growth over the whole measurement, and the
 frame's own size). Targets: all 100,000 rows, flattened, in at most 0.4 s; a where= on an input in at
-most 0.1 s (SQLite, with ``apflow_nb.index(store, "inputs.url")``: the plan is printed).
+most 0.1 s (SQLite, with ``apflow_nb.index(store, "inputs.url")``: the plan is printed). On SQLite two
+``floor`` rows, measured in the same process, show what reading the table costs before any of history()'s work:
+SQLite reading every column in C, and the raw rows handed to pandas through the standard driver.
 
 The store is bulk inserted, as no engine writes it, so its key catalog is filled once with
 ``apflow_nb.rebuild_key_catalog`` (what the engine keeps up to date as it writes). The queries run in child
